@@ -1,0 +1,193 @@
+"""The sweep spec (YAML -> pydantic). One definition drives parsing, validation and docs.
+
+`load_spec(path, overrides)` returns a `SweepSpec` or raises `SpecError`, whose
+`str()` is the one line the CLI prints: `FILE:LINE: what is wrong (expected …)`.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from archer_sweep.criteria import OPS, Rule
+
+
+class SpecError(ValueError):
+    """Bad user input: file, line and what was expected. The CLI exits 2 on it."""
+
+    def __init__(self, file: str, line: Optional[int], message: str):
+        self.file, self.line, self.message = file, line, message
+        super().__init__(f"{file}:{line if line is not None else 1}: {message}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainableSpec(_Model):
+    backend: str = "tiny"
+    """Backend name: tiny (embedded CPU), hf (transformers/vLLM/DeepSpeed), command (external trainer)."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """Nested trainer config (sections algorithm, actor, rollout, data, model, trainer); defaults fill the rest."""
+
+
+class ParamSpec(_Model):
+    type: Literal["uniform", "loguniform", "int", "choice", "fixed"]
+    """Distribution: uniform | loguniform | int (step, log) | choice (values) | fixed (value)."""
+    low: Optional[float] = None
+    """Lower bound (uniform, loguniform, int)."""
+    high: Optional[float] = None
+    """Upper bound, inclusive (uniform, loguniform, int)."""
+    step: Optional[float] = None
+    """Grid step (int, uniform)."""
+    log: bool = False
+    """Log scale (int)."""
+    values: Optional[list[Any]] = None
+    """Candidates (choice)."""
+    value: Any = None
+    """The value (fixed)."""
+
+
+class SamplerSpec(_Model):
+    type: Literal["tpe", "random", "gp", "cmaes", "qmc", "grid"] = "tpe"
+    """Optuna sampler."""
+    seed: Optional[int] = 0
+    """Sampler seed (same seed ⇒ same proposals)."""
+    n_startup_trials: int = Field(4, ge=0)
+    """Random trials before TPE/GP model-based proposals."""
+
+
+class SearchSpec(_Model):
+    metric: str = "critic/score/mean"
+    """Objective metric key."""
+    mode: Literal["max", "min"] = "max"
+    """Maximise or minimise the objective."""
+    num_samples: int = Field(8, ge=1)
+    """Trials in the sweep (including points_to_evaluate)."""
+    max_concurrent: int = Field(2, ge=1)
+    """Trials running at once."""
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    space: dict[str, ParamSpec] = Field(default_factory=dict)
+    """Dotted trainable-config key -> distribution."""
+    points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)
+    """Configurations tried first (e.g. the seed's v1 and v2)."""
+    objective_reduce: Literal["last", "best", "mean_last_5"] = "last"
+    """What Optuna receives as the trial's value."""
+
+
+class RuleSpec(_Model):
+    name: str
+    """Unique rule name; appears in verdicts as stopped:<name> / unhealthy:<name>."""
+    metric: str
+    """Metric key the rule watches."""
+    op: Optional[Literal[">", ">=", "<", "<=", "==", "!="]] = None
+    """Comparison (with `value`)."""
+    value: Optional[float] = None
+    """Threshold for `op`."""
+    between: Optional[tuple[float, float]] = None
+    """Closed interval [low, high] (instead of op/value)."""
+    after_step: int = Field(0, ge=0)
+    """Bad rules: only reports with step > after_step count."""
+    at_step: Optional[int] = Field(None, ge=1)
+    """Judge once, at the first report with step >= at_step."""
+    patience: int = Field(1, ge=1)
+    """Bad rules: consecutive reports the condition must hold."""
+    verdict: Literal["bad", "good"] = "bad"
+    """bad = stop the trial when it holds; good = required at the end for `healthy`."""
+    on_nan: Literal["stop", "skip", "fire"] = "stop"
+    """Non-finite metric: stop (verdict stopped:nan), skip the report, or count as firing."""
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> "RuleSpec":
+        if (self.op is None) == (self.between is None):
+            raise ValueError("give either `op` with `value` or `between: [low, high]`")
+        if self.op is not None and self.value is None:
+            raise ValueError(f"op `{self.op}` needs a `value`")
+        if self.between is not None and self.between[0] > self.between[1]:
+            raise ValueError(f"between {list(self.between)} needs low <= high")
+        return self
+
+    def to_rule(self) -> Rule:
+        return Rule(name=self.name, metric=self.metric, verdict=self.verdict, op=self.op,
+                    value=self.value, between=self.between, after_step=self.after_step,
+                    at_step=self.at_step, patience=self.patience, on_nan=self.on_nan)
+
+
+class AshaSpec(_Model):
+    grace_period: int = Field(10, ge=1)
+    """Steps before ASHA may stop a trial."""
+    reduction_factor: float = Field(3, gt=1)
+    """ASHA's eta."""
+
+
+class SchedulerSpec(_Model):
+    asha: Optional[AshaSpec] = None
+    """Chain ASHA on the objective after the rules (off when absent)."""
+
+
+class ResourcesSpec(_Model):
+    cpu: float = Field(1, gt=0)
+    """CPUs per trial."""
+    gpu: float = Field(0, ge=0)
+    """GPUs per trial."""
+
+
+class StorageSpec(_Model):
+    path: str = "results"
+    """Ray Tune storage path; the sweep lives in <path>/<name>/."""
+    study: Optional[str] = None
+    """Optuna storage URL; default sqlite:///<path>/<name>/study.db."""
+
+
+class WandbSpec(_Model):
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    """W&B mode; online needs WANDB_API_KEY in the environment (never in the spec)."""
+    project: Optional[str] = None
+    """W&B project (default: the sweep name)."""
+
+
+class TrackingSpec(_Model):
+    wandb: WandbSpec = Field(default_factory=WandbSpec)
+
+
+class RaySpec(_Model):
+    address: Optional[str] = None
+    """null = local embedded Ray; "auto" or "ray://host:port" = an existing cluster."""
+    num_cpus: Optional[int] = Field(None, ge=1)
+    """CPUs of the local Ray (default: the machine's)."""
+
+
+class FailureSpec(_Model):
+    max_failures: int = Field(0, ge=-1)
+    """Retries of a crashed trial (Ray Tune FailureConfig); -1 = forever."""
+    step_timeout_s: Optional[float] = Field(None, gt=0)
+    """A step taking longer than this stops the trial as stopped:timeout."""
+
+
+class CheckpointSpec(_Model):
+    frequency: int = Field(10, ge=0)
+    """Checkpoint every N steps (0 = never; the end is always checkpointed)."""
+    num_to_keep: Optional[int] = Field(2, ge=1)
+    """Checkpoints kept per trial."""
+
+
+class SweepSpec(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """Sweep name: the results subdirectory and W&B group."""
+    trainable: TrainableSpec = Field(default_factory=TrainableSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    criteria: list[RuleSpec] = Field(default_factory=list)
+    """Monitoring rules: bad rules stop trials, good rules decide healthy at the end."""
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    ray: RaySpec = Field(default_factory=RaySpec)
+    failure: FailureSpec = Field(default_factory=FailureSpec)
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+
+    def rules(self) -> list[Rule]:
+        return [r.to_rule() for r in self.criteria]
+
+
+__all__ = ["SpecError", "SweepSpec", "RuleSpec", "ParamSpec", "OPS"]

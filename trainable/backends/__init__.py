@@ -1,0 +1,44 @@
+"""Backend registry: name -> (trainer class path, config model path).
+
+Entries are import strings so that heavy backends (transformers, vLLM, DeepSpeed)
+load only when used.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    trainer: str
+    """`module:Class` of the Trainer."""
+    config: str
+    """`module:Class` of its pydantic config model."""
+    description: str
+
+
+BACKENDS: dict[str, BackendEntry] = {
+    "tiny": BackendEntry("trainable.backends.tiny:TinyTrainer", "trainable.config:GRPOConfig",
+                         "embedded CPU world: small transformer on a synthetic arithmetic task"),
+    "hf": BackendEntry("trainable.backends.hf:HFTrainer", "trainable.config:HFGRPOConfig",
+                       "transformers causal LM (Qwen3); vLLM rollouts + DeepSpeed on GPU"),
+    "command": BackendEntry("trainable.backends.command:CommandTrainer",
+                            "trainable.backends.command_config:CommandConfig",
+                            "external trainer process (Archer2.0 / verl) read from its logs"),
+}
+
+
+def load_object(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def backend_entry(name: str) -> BackendEntry:
+    from trainable.config import ConfigError, nearest
+
+    if name not in BACKENDS:
+        raise ConfigError("backend", f"unknown backend `{name}`{nearest(name, list(BACKENDS))}; "
+                                     f"expected one of {', '.join(BACKENDS)}")
+    return BACKENDS[name]

@@ -1,0 +1,177 @@
+"""The trainer configuration: one pydantic model per section, a docstring per field.
+
+Section and field names follow verl where verl has one (`algorithm.entropy_coeff`
+is verl's `actor_rollout_ref.actor.entropy_coeff`). `parse_config` turns pydantic's
+errors into one `ConfigError` that names the dotted key and the nearest valid key.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A bad trainer config; `path` is the dotted key (e.g. `algorithm.entropy_coeff`)."""
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AlgorithmConfig(_Section):
+    adv_estimator: Literal["grpo"] = "grpo"
+    """Advantage estimator, by name from `algos.ADV_ESTIMATORS` (verl's `algorithm.adv_estimator`)."""
+    norm_adv_by_std_in_grpo: bool = True
+    """Divide group-centred scores by the group std (GRPO); False gives Dr.GRPO-style advantages."""
+    entropy_coeff: float = Field(0.005, ge=0)
+    """Weight of the entropy bonus: loss = pg − entropy_coeff·H + kl_loss_coef·KL."""
+    kl_loss_coef: float = Field(0.01, ge=0)
+    """Weight of the KL-to-reference loss (verl's `actor.kl_loss_coef`, with `use_kl_loss`)."""
+    kl_loss_type: Literal["kl", "abs", "mse", "low_var_kl"] = "low_var_kl"
+    """KL estimator; Archer2.0 uses `low_var_kl` (k3, clamped to ±10)."""
+    clip_ratio_low: float = Field(0.2, ge=0, le=1)
+    """PPO lower clip: ratio ≥ 1 − clip_ratio_low."""
+    clip_ratio_high: float = Field(0.2, ge=0)
+    """PPO upper clip: ratio ≤ 1 + clip_ratio_high."""
+    clip_ratio_c: float = Field(3.0, gt=1)
+    """Dual-clip bound for negative advantages (verl's `clip_ratio_c`, must be > 1)."""
+    loss_agg_mode: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean",
+                           "seq-mean-token-sum-norm"] = "token-mean"
+    """How token losses are aggregated (verl's `loss_agg_mode`)."""
+
+
+class ActorConfig(_Section):
+    lr: float = Field(5e-4, gt=0)
+    """AdamW learning rate of the policy."""
+    ppo_epochs: int = Field(1, ge=1)
+    """Passes over each rollout batch (verl's `ppo_epochs`)."""
+    ppo_mini_batch_size: int = Field(16, ge=1)
+    """Prompts per optimiser step; each carries `rollout.n` responses (verl's convention)."""
+    grad_clip: float = Field(1.0, gt=0)
+    """Max global gradient norm."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+
+
+class RolloutConfig(_Section):
+    n: int = Field(8, ge=1)
+    """Samples per prompt (the GRPO group size)."""
+    temperature: float = Field(1.0, gt=0)
+    """Sampling temperature."""
+
+
+class DataConfig(_Section):
+    train_batch_size: int = Field(16, ge=1)
+    """Prompts per step."""
+    max_prompt_length: int = Field(32, ge=1)
+    """Longest prompt in tokens."""
+    max_response_length: int = Field(96, ge=1)
+    """Longest response in tokens; longer ones are cut (counted in `response_length/clip_ratio`)."""
+
+
+class TrainerSection(_Section):
+    total_steps: int = Field(60, ge=1)
+    """GRPO steps per trial."""
+    seed: int = 0
+    """Seed of sampling, data order and (for models built from a config) initialisation."""
+    save_freq: int = Field(10, ge=0)
+    """Ray Tune checkpoint every N steps (0 = only at the end)."""
+    threads: int = Field(1, ge=1)
+    """torch intra-op threads per trial (keep 1 when trials run side by side on few cores)."""
+
+
+class TinyModelConfig(_Section):
+    n_layer: int = Field(3, ge=1, le=24)
+    """Transformer blocks."""
+    d_model: int = Field(128, ge=8, le=4096)
+    """Hidden size."""
+    n_head: int = Field(4, ge=1)
+    """Attention heads (must divide d_model)."""
+    warm_start: bool = True
+    """Start from the cached SFT policy (built once); False = random init."""
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "TinyModelConfig":
+        if self.d_model % self.n_head:
+            raise ValueError(f"n_head={self.n_head} must divide d_model={self.d_model}")
+        return self
+
+
+class HFModelConfig(_Section):
+    path: Optional[str] = None
+    """Local directory of a transformers causal LM + tokenizer (no hub downloads)."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """Qwen3 config fields to build a randomly initialised model when `path` is empty."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Parameter dtype."""
+    zero_stage: int = Field(2, ge=0, le=3)
+    """DeepSpeed ZeRO stage on GPU."""
+    rollout_engine: Literal["auto", "vllm", "hf"] = "auto"
+    """auto = vLLM when installed and a GPU is present, else HF generate."""
+
+
+class GRPOConfig(_Section):
+    """Full config of a GRPO trainer (tiny and hf backends)."""
+
+    backend: str = "tiny"
+    """Backend name from `trainable.backends.BACKENDS`."""
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    actor: ActorConfig = Field(default_factory=ActorConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    trainer: TrainerSection = Field(default_factory=TrainerSection)
+    model: TinyModelConfig = Field(default_factory=TinyModelConfig)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "GRPOConfig":
+        if self.data.train_batch_size % self.actor.ppo_mini_batch_size:
+            raise ValueError(
+                f"actor.ppo_mini_batch_size={self.actor.ppo_mini_batch_size} must divide "
+                f"data.train_batch_size={self.data.train_batch_size}")
+        return self
+
+
+class HFGRPOConfig(GRPOConfig):
+    model: HFModelConfig = Field(default_factory=HFModelConfig)  # type: ignore[assignment]
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Valid field names of the (sub)model addressed by `loc` (for did-you-mean)."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None) if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+def nearest(word: str, choices: list[str]) -> str:
+    """' (did you mean `x`?)' or '' — shared by every unknown-key message."""
+    best = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    return f" (did you mean `{best[0]}`?)" if best else ""
+
+
+def parse_config(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
+    """Validate `data` against `model`; raise the first problem as a `ConfigError`."""
+    if not isinstance(data, dict):
+        raise ConfigError("", f"expected a mapping, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        path = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            valid = _fields_at(model, loc[:-1])
+            raise ConfigError(path, f"unknown key{nearest(str(loc[-1]), valid)}; "
+                                    f"expected one of {', '.join(valid)}") from None
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(path, f"{msg} (got {err.get('input')!r})") from None

@@ -1,0 +1,115 @@
+"""Every metric key archer-sweep knows, and their computation from one batch.
+
+The names are verl's / Archer2.0's, so rules written against a real W&B run work
+unchanged on the tiny backend. Nothing else in the project spells these strings:
+import the constants from here.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from typing import Sequence
+
+STEP = "step"
+
+ENTROPY = "actor/entropy"
+PG_LOSS = "actor/pg_loss"
+KL_LOSS = "actor/kl_loss"
+PG_CLIPFRAC = "actor/pg_clipfrac"
+PPO_KL = "actor/ppo_kl"
+GRAD_NORM = "actor/grad_norm"
+LR = "actor/lr"
+
+SCORE_MEAN = "critic/score/mean"
+SCORE_MAX = "critic/score/max"
+SCORE_MIN = "critic/score/min"
+ADV_MEAN = "critic/advantages/mean"
+
+RESP_LEN_MEAN = "response_length/mean"
+RESP_LEN_POS = "response_length/pos/mean"
+RESP_LEN_NEG = "response_length/neg/mean"
+RESP_CLIP_RATIO = "response_length/clip_ratio"
+
+SOLVE_NONE = "batch/solve_none"
+SOLVE_ALL = "batch/solve_all"
+VALID = "batch/valid"
+
+LOGICAL_CONNECTIVES = "token/logical_connectives"
+
+THROUGHPUT = "perf/throughput"
+TIME_GEN = "timing_s/gen"
+TIME_UPDATE = "timing_s/update"
+TIME_STEP = "timing_s/step"
+
+#: Keys every backend reports on every step (DESIGN.md contract).
+ALL_KEYS: tuple[str, ...] = (
+    ENTROPY, PG_LOSS, KL_LOSS, PG_CLIPFRAC, PPO_KL, GRAD_NORM, LR,
+    SCORE_MEAN, SCORE_MAX, SCORE_MIN, ADV_MEAN,
+    RESP_LEN_MEAN, RESP_LEN_POS, RESP_LEN_NEG, RESP_CLIP_RATIO,
+    SOLVE_NONE, SOLVE_ALL, VALID, LOGICAL_CONNECTIVES,
+    THROUGHPUT, TIME_GEN, TIME_UPDATE, TIME_STEP, STEP,
+)
+
+#: The seed's monitoring table, in the order reports show it.
+KEY_METRICS: tuple[str, ...] = (ENTROPY, SCORE_MEAN, RESP_LEN_POS, LOGICAL_CONNECTIVES)
+
+#: Extra diagnostics of the tiny backend (not part of the cross-backend contract).
+GIBBERISH_FRAC = "tiny/gibberish_frac"
+
+#: Archer2.0's reward manager counts these words (lower-cased, whole words).
+CONNECTIVE_WORDS: frozenset[str] = frozenset(
+    "alternatively although and because but either even hence however if just maybe "
+    "nevertheless neither nor only or perhaps possibly probably since so still then "
+    "therefore though thus while yet".split()
+)
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def count_connectives(text: str) -> int:
+    """Number of connective words in one decoded response."""
+    return sum(1 for w in _WORD.findall(text.lower()) if w in CONNECTIVE_WORDS)
+
+
+def _mean(values: Sequence[float]) -> float:
+    # No value is reported as NaN, never as 0: an empty positive set is "unknown",
+    # and the criteria treat NaN deliberately (see archer_sweep/criteria.py).
+    return float(sum(values) / len(values)) if values else math.nan
+
+
+def batch_metrics(
+    scores: Sequence[float],
+    response_lengths: Sequence[int],
+    group_ids: Sequence[int],
+    texts: Sequence[str],
+    max_response_length: int,
+) -> dict[str, float]:
+    """Reward-side metrics of one rollout batch (one entry per response).
+
+    `response_length/pos/mean` averages responses with score > 0 and is NaN when
+    no response scored; groups are prompt groups of `rollout.n` samples.
+    """
+    n = len(scores)
+    if not (n == len(response_lengths) == len(group_ids) == len(texts)) or n == 0:
+        raise ValueError(f"batch_metrics needs equal, non-empty inputs: {n=}, "
+                         f"{len(response_lengths)=}, {len(group_ids)=}, {len(texts)=}")
+    pos = [l for s, l in zip(scores, response_lengths) if s > 0]
+    neg = [l for s, l in zip(scores, response_lengths) if s <= 0]
+    groups: dict[int, list[float]] = defaultdict(list)
+    for g, s in zip(group_ids, scores):
+        groups[g].append(s)
+    solve_none = sum(1 for v in groups.values() if all(s <= 0 for s in v))
+    solve_all = sum(1 for v in groups.values() if all(s > 0 for s in v))
+    return {
+        SCORE_MEAN: _mean(scores),
+        SCORE_MAX: float(max(scores)),
+        SCORE_MIN: float(min(scores)),
+        RESP_LEN_MEAN: _mean(response_lengths),
+        RESP_LEN_POS: _mean(pos),
+        RESP_LEN_NEG: _mean(neg),
+        RESP_CLIP_RATIO: sum(1 for l in response_lengths if l >= max_response_length) / n,
+        SOLVE_NONE: float(solve_none),
+        SOLVE_ALL: float(solve_all),
+        VALID: float(len(groups) - solve_none - solve_all),
+        LOGICAL_CONNECTIVES: _mean([count_connectives(t) for t in texts]),
+    }

@@ -1,0 +1,40 @@
+"""`GRPOTrainable`: the Ray Tune Trainable that wraps any backend's Trainer.
+
+One `step()` of Tune = one GRPO step. Metric keys contain '/', which Tune accepts
+as flat result keys. `done` is set when the trainer's budget is used up (or its
+external process exited), so no `stop=` dict is needed.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ray import tune
+
+from trainable.trainer import build_trainer
+
+
+class GRPOTrainable(tune.Trainable):
+    def setup(self, config: dict[str, Any]) -> None:
+        # Ray passes the trial dir through `self.trial_name`/`self.logdir`; backends that
+        # launch processes (command) want a unique name and a place for their output.
+        config = dict(config)
+        config.setdefault("_trial", {"name": self.trial_name, "id": self.trial_id,
+                                     "dir": self.logdir})
+        trial = config.pop("_trial")
+        self.trainer = build_trainer(config)
+        if hasattr(self.trainer, "attach_trial"):
+            self.trainer.attach_trial(trial)
+
+    def step(self) -> dict[str, Any]:
+        result = dict(self.trainer.step())
+        result["done"] = bool(self.trainer.done())
+        return result
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        self.trainer.save(checkpoint_dir)
+
+    def load_checkpoint(self, checkpoint: str | dict) -> None:
+        self.trainer.load(checkpoint)
+
+    def cleanup(self) -> None:
+        self.trainer.close()
