@@ -10,9 +10,10 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from archer_sweep.criteria import OPS, Rule
+from archer_sweep.errors import UserError
 
 
-class SpecError(ValueError):
+class SpecError(UserError):
     """Bad user input: file, line and what was expected. The CLI exits 2 on it."""
 
     def __init__(self, file: str, line: Optional[int], message: str):
