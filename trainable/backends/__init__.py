@@ -35,6 +35,23 @@ def load_object(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def reported_metrics(name: str, config: Any) -> set[str] | None:
+    """Metric keys backend `name` reports for a parsed `config`; None = open-ended.
+
+    The spec validator rejects rules on keys outside this set (with the nearest key).
+    A backend's config model may define `reported_metrics()` to extend or replace it.
+    """
+    from trainable import metrics
+
+    extra = getattr(config, "reported_metrics", None)
+    if callable(extra):
+        return extra()
+    keys = set(metrics.ALL_KEYS)
+    if name == "tiny":
+        keys.add(metrics.GIBBERISH_FRAC)
+    return keys
+
+
 def backend_entry(name: str) -> BackendEntry:
     from trainable.config import ConfigError, nearest
 
