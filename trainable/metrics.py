@@ -54,6 +54,9 @@ ALL_KEYS: tuple[str, ...] = (
 #: The seed's monitoring table, in the order reports show it.
 KEY_METRICS: tuple[str, ...] = (ENTROPY, SCORE_MEAN, RESP_LEN_POS, LOGICAL_CONNECTIVES)
 
+#: verl's share of negative-advantage tokens cut by the dual clip (extra, not in ALL_KEYS).
+PG_CLIPFRAC_LOWER = "actor/pg_clipfrac_lower"
+
 #: Extra diagnostics of the tiny backend (not part of the cross-backend contract).
 GIBBERISH_FRAC = "tiny/gibberish_frac"
 
