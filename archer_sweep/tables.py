@@ -1,0 +1,56 @@
+"""Small shared helpers of the read-the-results verbs: Markdown tables, number
+formatting, and reading a spec file (through `archer_sweep.spec.load_spec`)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+from archer_sweep.errors import UserError
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    """A cell: numbers with `digits` significant digits, None as an em dash."""
+    if x is None:
+        return "—"
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "NaN"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+            return f"{x:.{digits - 1}e}"
+        return f"{x:.{digits}g}" if abs(x) < 1 else f"{x:.{max(digits - 1, 1)}f}".rstrip("0").rstrip(".")
+    return str(x)
+
+
+def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub Markdown table (cells formatted with `fmt`, pipes escaped)."""
+    def cell(x: Any) -> str:
+        return fmt(x).replace("|", "\\|")
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(x) for x in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def short_param(key: str) -> str:
+    """`algorithm.entropy_coeff` -> `entropy_coeff` for table headers."""
+    return key.rsplit(".", 1)[-1]
+
+
+def read_spec(path: Path | str, overrides: Optional[list[str]] = None):
+    """Load a SweepSpec; a missing file is a UserError (SpecError already is one)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such spec file")
+    try:
+        from archer_sweep.spec import load_spec
+    except ImportError:  # TEMP until spec loading lands
+        import yaml
+        from archer_sweep.spec import SweepSpec
+        return SweepSpec.model_validate(yaml.safe_load(path.read_text()))
+    return load_spec(path, overrides or [])

@@ -1,0 +1,110 @@
+"""Backtest: each policy on hand-made histories with known answers, and the seed's V1."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from archer_sweep.backtest import Settings, backtest, replay_asha, replay_median
+from archer_sweep.cli import app
+from archer_sweep.criteria import Rule
+from archer_sweep.history import Run
+from trainable import metrics as M
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).parent.parent
+
+
+def _run(rid, values, start=1):
+    return Run(rid, {}, [{M.STEP: s, M.SCORE_MEAN: v} for s, v in enumerate(values, start=start)])
+
+
+def _stops(outcomes):
+    return {o.run_id: o.stop_step for o in outcomes}
+
+
+def test_asha_stops_below_the_rung_cutoff():
+    runs = [_run("a", [4] * 8), _run("b", [3] * 8), _run("c", [2] * 8), _run("d", [1] * 8)]
+    st = Settings(metric=M.SCORE_MEAN, grace_period=2, reduction_factor=2)
+    # Rung at step 2: a is first (no cutoff); b, c, d each fall below the median of those before.
+    assert _stops(replay_asha(runs, [], st)) == {"a": None, "b": 2, "c": 2, "d": 2}
+
+
+def test_asha_mode_min_flips_the_sign():
+    runs = [_run("a", [4] * 8), _run("b", [3] * 8)]
+    st = Settings(metric=M.SCORE_MEAN, mode="min", grace_period=2, reduction_factor=2)
+    assert _stops(replay_asha(runs, [], st)) == {"a": None, "b": None}
+    st = Settings(metric=M.SCORE_MEAN, mode="max", grace_period=2, reduction_factor=2)
+    assert _stops(replay_asha(runs, [], st)) == {"a": None, "b": 2}
+
+
+def test_median_stops_a_run_worse_than_the_median_of_running_means():
+    runs = [_run("a", [3] * 4), _run("b", [2] * 4), _run("c", [1] * 4), _run("d", [0] * 4)]
+    st = Settings(metric=M.SCORE_MEAN, grace_period=1, min_samples_required=3)
+    # Only d ever sees three other runs at its step (median 2 > its best 0).
+    assert _stops(replay_median(runs, [], st)) == {"a": None, "b": None, "c": None, "d": 1}
+
+
+def test_regret_counts_a_late_bloomer_lost_by_asha():
+    runs = [_run("steady", [3] * 8), _run("late", [1, 1, 1, 1, 10, 10, 10, 10])]
+    st = Settings(metric=M.SCORE_MEAN, grace_period=2, reduction_factor=2)
+    bt = backtest(runs, [], st)
+    s = {x.policy: x for x in bt.summaries}
+    assert _stops(bt.outcomes["asha"]) == {"steady": None, "late": 2}
+    assert s["none"].regret == 0 and s["none"].best_healthy == 10
+    assert s["asha"].regret == pytest.approx(7) and s["asha"].steps_used == 10
+    assert s["asha"].fraction_saved == pytest.approx(1 - 10 / 16)
+
+
+def test_criteria_policy_uses_the_rules_and_loses_healthy_runs_only_when_they_fire():
+    rules = [Rule("entropy_high", M.ENTROPY, "bad", op=">", value=7, after_step=1),
+             Rule("score_ok", M.SCORE_MEAN, "good", op=">", value=0.2)]
+    bad = Run("bad", {}, [{M.STEP: s, M.ENTROPY: e, M.SCORE_MEAN: 0.9} for s, e in [(1, 5), (2, 8), (3, 8)]])
+    good = Run("good", {}, [{M.STEP: s, M.ENTROPY: 5, M.SCORE_MEAN: 0.5} for s in (1, 2, 3)])
+    bt = backtest([bad, good], rules, Settings(metric=M.SCORE_MEAN))
+    assert bt.health == {"bad": "stopped:entropy_high", "good": "healthy"}
+    crit = {o.run_id: o for o in bt.outcomes["criteria"]}
+    assert crit["bad"].verdict == "stopped:entropy_high" and crit["bad"].stop_step == 2
+    s = {x.policy: x for x in bt.summaries}
+    assert s["criteria"].steps_used == 5 and s["criteria"].regret == 0
+    assert s["none"].steps_used == 6 and s["none"].fraction_saved == 0
+
+
+def test_all_healthy_runs_lost_is_infinite_regret():
+    runs = [_run("a", [4] * 8), _run("b", [3] * 8)]
+    bt = backtest(runs, [Rule("low", M.SCORE_MEAN, "bad", op="<", value=100)], Settings(metric=M.SCORE_MEAN))
+    s = {x.policy: x for x in bt.summaries}
+    assert s["criteria"].regret is None  # no run is healthy in full: nothing to lose
+    bt = backtest(runs, [], Settings(metric=M.SCORE_MEAN, grace_period=2, reduction_factor=2))
+    assert {x.policy: x for x in bt.summaries}["asha"].regret == 0
+
+
+def _cli(*args):
+    return CliRunner().invoke(app, list(map(str, args)))
+
+
+@pytest.mark.parametrize("spec", [ROOT / "sweeps" / "seed-v2.yaml", DATA / "seed_criteria.yaml"])
+def test_seed_v1_is_stopped_by_the_entropy_rule_at_step_61(spec):
+    if not spec.exists():
+        pytest.skip(f"{spec} not written yet")
+    res = _cli("backtest", DATA / "seed_v1.jsonl", "--spec", spec, "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output[res.output.index("{"):])
+    (run,) = out["runs"]
+    assert run["criteria"]["stop_step"] == 61 and run["criteria"]["verdict"].startswith("stopped:entropy")
+    crit = next(p for p in out["policies"] if p["policy"] == "criteria")
+    assert crit["steps_used"] == 61 and crit["steps_saved"] == 148 - 61
+    text = _cli("backtest", DATA / "seed_v1.jsonl", "--spec", spec).output
+    assert "| criteria | 61 | 87 | 58.8% |" in text
+
+
+def test_cli_input_errors_exit_2_with_one_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{oops\n")
+    res = _cli("backtest", bad, "--spec", DATA / "seed_criteria.yaml")
+    assert res.exit_code == 2 and "bad.jsonl:1: not a JSON line" in res.output
+    res = _cli("backtest", tmp_path / "missing.jsonl", "--spec", DATA / "seed_criteria.yaml")
+    assert res.exit_code == 2 and "missing.jsonl: no such file or directory" in res.output
+    res = _cli("backtest", DATA / "seed_v1.jsonl", "--spec", tmp_path / "nospec.yaml")
+    assert res.exit_code == 2 and "nospec.yaml: no such spec file" in res.output
