@@ -1,0 +1,135 @@
+"""The tiny backend's warm start: SFT on generated worked solutions, built once, cached.
+
+The cache file lives under `$ARCHER_SWEEP_CACHE` (default `~/.cache/archer-sweep/`),
+named by a hash of everything that shapes it (model sizes, SFT settings, vocabulary,
+task version), so a changed setting builds a new one. A file lock makes trials that
+start together build it once: the first takes the lock and trains (with every core,
+since the others only wait), the rest wait and then load the file. The file is
+written to a temporary name and renamed, so a half-written cache is never read.
+
+The last `smooth_steps` use label smoothing: it leaves a little probability on every
+token (the gibberish block included). Without it the gibberish tokens have ~no mass
+and a strong entropy bonus can only spread over the filler words (ln 500 ≈ 6.2).
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from trainable import tasks
+from trainable.config import TinyModelConfig
+from trainable.tiny_model import TinyGPT
+from trainable.tokenizer import Tokenizer, get_tokenizer
+
+log = logging.getLogger(__name__)
+TASK_VERSION = 1  # bump when tasks.worked_solution or the tokenizer changes
+
+
+@dataclass(frozen=True)
+class SFTSettings:
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup: int = 30
+    smooth_steps: int = 100
+    label_smoothing: float = 0.02
+    direct_fraction: float = 0.05
+    seed: int = 1234
+    max_len: int = 128
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ARCHER_SWEEP_CACHE", Path.home() / ".cache" / "archer-sweep"))
+
+
+def cache_key(model_cfg: TinyModelConfig, sft: SFTSettings) -> str:
+    sizes = {k: getattr(model_cfg, k) for k in ("n_layer", "d_model", "n_head")}
+    blob = json.dumps({"model": sizes, "sft": asdict(sft), "vocab": len(get_tokenizer()),
+                       "task": TASK_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _batch(tok: Tokenizer, problems, rng: random.Random, sft: SFTSettings):
+    """Token ids [B, T] and a loss mask over response tokens (EOS included)."""
+    seqs, starts = [], []
+    for p in rng.choices(problems, k=sft.batch_size):
+        prompt = tasks.encode_prompt(tok, p)
+        response = tok.encode(tasks.worked_solution(p, rng, tok, sft.direct_fraction))
+        seqs.append(prompt + response + [tok.eos_id])
+        starts.append(len(prompt))
+    T = max(map(len, seqs))
+    ids = torch.full((len(seqs), T), tok.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T - 1))
+    for i, (s, start) in enumerate(zip(seqs, starts)):
+        ids[i, :len(s)] = torch.tensor(s)
+        mask[i, start - 1:len(s) - 1] = 1  # position t predicts token t + 1
+    return ids, mask
+
+
+def train_sft(model_cfg: TinyModelConfig, sft: SFTSettings) -> dict[str, torch.Tensor]:
+    """Run the SFT from scratch; returns the model's state dict."""
+    tok = get_tokenizer()
+    torch.manual_seed(sft.seed)
+    model = TinyGPT(model_cfg, len(tok), sft.max_len)
+    opt = torch.optim.AdamW(model.parameters(), lr=sft.lr, weight_decay=0.01)
+    train, _ = tasks.split()
+    rng = random.Random(sft.seed)
+    start = time.perf_counter()
+    for step in range(sft.steps):
+        lr_scale = min(1.0, (step + 1) / sft.warmup)
+        lr_scale *= 0.5 * (1 + math.cos(math.pi * step / sft.steps)) * 0.9 + 0.1
+        for group in opt.param_groups:
+            group["lr"] = sft.lr * lr_scale
+        ids, mask = _batch(tok, train, rng, sft)
+        logits = model.logits(model(ids[:, :-1]))
+        smoothing = sft.label_smoothing if step >= sft.steps - sft.smooth_steps else 0.0
+        loss = F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none",
+                               label_smoothing=smoothing)
+        loss = (loss * mask).sum() / mask.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 100 == 0 or step == sft.steps - 1:
+            log.info("warm start SFT step %d/%d loss %.3f (%.0f s)", step + 1, sft.steps,
+                     float(loss), time.perf_counter() - start)
+    return model.state_dict()
+
+
+def load_or_build(model_cfg: TinyModelConfig, sft: SFTSettings | None = None) -> dict:
+    """The cached warm-start state dict for these sizes; builds it (once) if missing."""
+    sft = sft or SFTSettings()
+    directory = cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"tiny-warmstart-{cache_key(model_cfg, sft)}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another trial may be building it right now
+        try:
+            if path.exists():
+                return torch.load(path, weights_only=True)
+            log.info("building the tiny warm start (once) -> %s", path)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(os.cpu_count() or 1)  # the other trials only wait
+            try:
+                state = train_sft(model_cfg, sft)
+            finally:
+                torch.set_num_threads(threads)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+            return state
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
