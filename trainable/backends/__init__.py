@@ -9,6 +9,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 
 @dataclass(frozen=True)
 class BackendEntry:
@@ -55,7 +57,38 @@ def reported_metrics(name: str, config: Any) -> set[str] | None:
 def backend_entry(name: str) -> BackendEntry:
     from trainable.config import ConfigError, nearest
 
+    if ":" in name and name not in BACKENDS:
+        return custom_backend_entry(name)
     if name not in BACKENDS:
         raise ConfigError("backend", f"unknown backend `{name}`{nearest(name, list(BACKENDS))}; "
                                      f"expected one of {', '.join(BACKENDS)}")
     return BACKENDS[name]
+
+
+def custom_backend_entry(path: str) -> BackendEntry:
+    """A user's own Trainer named `package.module:Class` (imported on the driver and workers).
+
+    Its config model is the class attribute `config_model` (a pydantic model whose
+    fields include `backend`), else the permissive `CustomBackendConfig`.
+    """
+    from trainable.config import ConfigError
+
+    try:
+        cls = load_object(path)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError("backend", f"cannot import custom backend `{path}`: {exc} "
+                                     f"(expected `package.module:Class` importable from the "
+                                     f"working directory or PYTHONPATH)") from None
+    model = getattr(cls, "config_model", None)
+    config = (f"{model.__module__}:{model.__qualname__}" if model is not None
+              else "trainable.backends:CustomBackendConfig")
+    return BackendEntry(path, config, f"custom backend {path}")
+
+
+
+class CustomBackendConfig(BaseModel):
+    """Config of a custom backend without `config_model`: any nested keys (the Trainer checks them)."""
+
+    model_config = ConfigDict(extra="allow")
+    backend: str
+    """`package.module:Class` of the Trainer."""

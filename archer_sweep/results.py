@@ -1,0 +1,106 @@
+"""What lives inside a sweep directory, and `load_results(path)` for notebooks.
+
+`results/<name>/` is a Ray Tune experiment directory (trial dirs with
+`result.json`, `experiment_state-*.json`, `tuner.pkl`) plus archer-sweep's files.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+RESULT_FILE = "result.json"
+SPEC_FILE = "spec.yaml"
+STUDY_FILE = "study.db"
+LOCK_FILE = ".archer-sweep.lock"
+PARAMS_FILE = "params.json"
+TRIAL_ID_KEY = "trial_id"
+ITER_KEY = "training_iteration"
+
+
+def get_dotted(config: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """`config["a"]["b"]` for key `a.b` (a flat key that contains dots wins)."""
+    if key in config:
+        return config[key]
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def params_of(config: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The searched parameters of a trial config, by dotted key."""
+    return {k: get_dotted(config or {}, k) for k in keys}
+
+
+def study_url(sweep_dir: str | Path) -> str:
+    return f"sqlite:///{Path(sweep_dir).resolve() / STUDY_FILE}"
+
+
+def trial_dirs(sweep_dir: str | Path) -> list[Path]:
+    """Trial directories of a sweep (those holding a `result.json`), sorted by name."""
+    return sorted(p.parent for p in Path(sweep_dir).glob(f"*/{RESULT_FILE}"))
+
+
+def read_results(trial_dir: str | Path) -> list[dict]:
+    """A trial's reports in order; a re-run iteration after a resume replaces the earlier one."""
+    by_iter: dict[int, dict] = {}
+    path = Path(trial_dir) / RESULT_FILE
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line from a crash
+        by_iter[int(row.get(ITER_KEY, len(by_iter) + 1))] = row
+    return [by_iter[i] for i in sorted(by_iter)]
+
+
+def _verdicts(sweep_dir: Path) -> dict[str, dict]:
+    from archer_sweep.verdicts import VerdictStore
+
+    return {r["trial_id"]: r for r in VerdictStore(sweep_dir).rows()}
+
+
+def load_results(path: str | Path):
+    """One pandas DataFrame: a row per trial and step with params and verdict columns.
+
+    Columns: `trial_id`, `step`, every reported metric, `param:<dotted key>` for each
+    searched parameter, and `verdict`, `verdict_rule`, `verdict_step`, `verdict_value`
+    (NaN/None while a trial has no verdict).
+    """
+    import pandas as pd
+
+    sweep_dir = Path(path)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"no sweep directory at {sweep_dir}")
+    verdicts = _verdicts(sweep_dir)
+    rows = []
+    for tdir in trial_dirs(sweep_dir):
+        for report in read_results(tdir):
+            tid = str(report.get(TRIAL_ID_KEY, tdir.name))
+            v = verdicts.get(tid, {})
+            row = {k: val for k, val in report.items()
+                   if isinstance(val, (int, float, str, bool)) or val is None}
+            row["trial_id"] = tid
+            row["step"] = report.get("step", report.get(ITER_KEY))
+            for key, value in (v.get("params") or {}).items():
+                row[f"param:{key}"] = value
+            row.update(verdict=v.get("verdict"), verdict_rule=v.get("rule"),
+                       verdict_step=v.get("step"), verdict_value=_num(v.get("value")))
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
+    return frame
+
+
+def _num(x: Any) -> Any:
+    if isinstance(x, str):
+        try:
+            return float(x)
+        except ValueError:
+            return x
+    return math.nan if x is None else x
