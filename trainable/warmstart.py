@@ -103,7 +103,7 @@ def train_sft(model_cfg: TinyModelConfig, sft: SFTSettings) -> dict[str, torch.T
         opt.step()
         if step % 100 == 0 or step == sft.steps - 1:
             log.info("warm start SFT step %d/%d loss %.3f (%.0f s)", step + 1, sft.steps,
-                     float(loss), time.perf_counter() - start)
+                     float(loss.detach()), time.perf_counter() - start)
     return model.state_dict()
 
 

@@ -1,0 +1,120 @@
+import math
+import threading
+
+import pytest
+import torch
+
+from trainable import build_trainer, warmstart
+from trainable import metrics as M
+from trainable.config import ConfigError, TinyModelConfig
+
+TIMING = {M.TIME_GEN, M.TIME_UPDATE, M.TIME_STEP, M.THROUGHPUT}
+
+
+def _cfg(**over):
+    cfg = {"model": {"n_layer": 1, "d_model": 32, "n_head": 2, "warm_start": False},
+           "data": {"train_batch_size": 4, "max_response_length": 12},
+           "actor": {"ppo_mini_batch_size": 2, "ppo_epochs": 2, "lr": 3e-3},
+           "rollout": {"n": 4}, "trainer": {"total_steps": 4, "seed": 3}}
+    for k, v in over.items():
+        cfg[k] = {**cfg.get(k, {}), **v}
+    return cfg
+
+
+def _strip(m):
+    return {k: v for k, v in m.items() if k not in TIMING}
+
+
+def _same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])), k
+
+
+def test_step_returns_every_key_and_counts_steps():
+    torch.set_num_threads(1)
+    t = build_trainer(_cfg())
+    m = t.step()
+    assert set(M.ALL_KEYS) | {M.GIBBERISH_FRAC} <= set(m)
+    assert m[M.STEP] == 1 and t.step_count == 1 and not t.done()
+    assert 0 <= m[M.GIBBERISH_FRAC] <= 1
+    assert m[M.SOLVE_NONE] + m[M.SOLVE_ALL] + m[M.VALID] == 4
+
+
+def test_same_seed_same_metrics():
+    runs = [[_strip(build_trainer(_cfg()).step())] for _ in range(2)]
+    _same(runs[0][0], runs[1][0])
+    other = _strip(build_trainer(_cfg(trainer={"seed": 4})).step())
+    assert other != runs[0][0]
+
+
+def test_save_load_step_equals_uninterrupted(tmp_path):
+    a = build_trainer(_cfg())
+    a.step()
+    a.save(str(tmp_path))
+    expected = [_strip(a.step()), _strip(a.step())]
+    b = build_trainer(_cfg())
+    b.load(str(tmp_path))
+    assert b.step_count == 1
+    for want in expected:
+        _same(_strip(b.step()), want)
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+
+
+def test_done_after_budget_and_step_refuses():
+    t = build_trainer(_cfg(trainer={"total_steps": 1}))
+    t.step()
+    assert t.done()
+    with pytest.raises(RuntimeError, match="step budget used"):
+        t.step()
+    t.close()
+
+
+@pytest.mark.parametrize("cfg,text", [
+    ({"algorithm": {"entropy_coef": 0.1}},
+     "algorithm.entropy_coef: unknown key (did you mean `entropy_coeff`?)"),
+    ({"algorithm": {"entropy_coeff": -0.1}}, "algorithm.entropy_coeff: "),
+    ({"model": {"d_model": 30, "n_head": 4}}, "n_head=4 must divide d_model=30"),
+    ({"data": {"train_batch_size": 5}}, "actor.ppo_mini_batch_size=2 must divide"),
+])
+def test_bad_config_names_the_key(cfg, text):
+    with pytest.raises(ConfigError) as err:
+        build_trainer(_cfg(**cfg))
+    assert text in str(err.value)
+
+
+def test_impossible_response_length_names_the_key():
+    cfg = _cfg(model={"warm_start": True}, data={"max_response_length": 500})
+    with pytest.raises(ConfigError, match=r"data.max_response_length: prompt \(6\) \+ response"):
+        from trainable.backends.tiny import _check_sizes
+        from trainable.trainer import validate_config
+        _check_sizes(validate_config(cfg), 6, 128)
+    with pytest.raises(ConfigError, match="data.max_prompt_length: the tiny task's prompts"):
+        build_trainer(_cfg(data={"max_prompt_length": 3}))
+
+
+def test_warm_start_is_built_once_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHER_SWEEP_CACHE", str(tmp_path))
+    builds = []
+    real = warmstart.train_sft
+
+    def counting(model_cfg, sft):
+        builds.append(1)
+        return real(model_cfg, sft)
+
+    monkeypatch.setattr(warmstart, "train_sft", counting)
+    cfg = TinyModelConfig(n_layer=1, d_model=16, n_head=2)
+    sft = warmstart.SFTSettings(steps=3, batch_size=4, smooth_steps=1, max_len=80)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(warmstart.load_or_build(cfg, sft)))
+               for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(builds) == 1 and len(results) == 2
+    assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+    assert len(list(tmp_path.glob("tiny-warmstart-*.pt"))) == 1
+    other = warmstart.SFTSettings(steps=2, batch_size=4, smooth_steps=1, max_len=80)
+    assert warmstart.cache_key(cfg, other) != warmstart.cache_key(cfg, sft)
