@@ -173,5 +173,8 @@ def parse_config(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
             valid = _fields_at(model, loc[:-1])
             raise ConfigError(path, f"unknown key{nearest(str(loc[-1]), valid)}; "
                                     f"expected one of {', '.join(valid)}") from None
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, ConfigError):  # a validator that already names its key
+            raise ConfigError(".".join(p for p in (path, cause.path) if p), cause.message) from None
         msg = err["msg"].removeprefix("Value error, ")
         raise ConfigError(path, f"{msg} (got {err.get('input')!r})") from None
