@@ -1,28 +1,22 @@
 """The sweep spec (YAML -> pydantic). One definition drives parsing, validation and docs.
 
 `load_spec(path, overrides)` returns a `SweepSpec` or raises `SpecError`, whose
-`str()` is the one line the CLI prints: `FILE:LINE: what is wrong (expected …)`.
+`str()` is the one line the CLI prints: `FILE:LINE: <key path>: <problem> (expected …)`.
+Errors in `--set` overrides are located as `--set:N` (the N-th `--set`, from 1).
+Validation imports neither torch nor Ray: only pydantic models and the backend registry.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+import os
+from typing import Any, Literal, Optional, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from archer_sweep.criteria import OPS, Rule
-from archer_sweep.errors import UserError
-
-
-class SpecError(UserError):
-    """Bad user input: file, line and what was expected. The CLI exits 2 on it."""
-
-    def __init__(self, file: str, line: Optional[int], message: str):
-        self.file, self.line, self.message = file, line, message
-        super().__init__(f"{file}:{line if line is not None else 1}: {message}")
-
+from archer_sweep.errors import SpecError
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
 
 
 class TrainableSpec(_Model):
@@ -35,11 +29,11 @@ class TrainableSpec(_Model):
 class ParamSpec(_Model):
     type: Literal["uniform", "loguniform", "int", "choice", "fixed"]
     """Distribution: uniform | loguniform | int (step, log) | choice (values) | fixed (value)."""
-    low: Optional[float] = None
+    low: Optional[float] = Field(None, allow_inf_nan=False)
     """Lower bound (uniform, loguniform, int)."""
-    high: Optional[float] = None
+    high: Optional[float] = Field(None, allow_inf_nan=False)
     """Upper bound, inclusive (uniform, loguniform, int)."""
-    step: Optional[float] = None
+    step: Optional[float] = Field(None, allow_inf_nan=False)
     """Grid step (int, uniform)."""
     log: bool = False
     """Log scale (int)."""
@@ -63,9 +57,9 @@ class SearchSpec(_Model):
     """Objective metric key."""
     mode: Literal["max", "min"] = "max"
     """Maximise or minimise the objective."""
-    num_samples: int = Field(8, ge=1)
+    num_samples: int = Field(8, ge=1, le=1_000_000)
     """Trials in the sweep (including points_to_evaluate)."""
-    max_concurrent: int = Field(2, ge=1)
+    max_concurrent: int = Field(2, ge=1, le=10_000)
     """Trials running at once."""
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     space: dict[str, ParamSpec] = Field(default_factory=dict)
@@ -83,9 +77,9 @@ class RuleSpec(_Model):
     """Metric key the rule watches."""
     op: Optional[Literal[">", ">=", "<", "<=", "==", "!="]] = None
     """Comparison (with `value`)."""
-    value: Optional[float] = None
+    value: Optional[float] = Field(None, allow_inf_nan=False)
     """Threshold for `op`."""
-    between: Optional[tuple[float, float]] = None
+    between: Optional[list[float]] = Field(None, min_length=2, max_length=2)
     """Closed interval [low, high] (instead of op/value)."""
     after_step: int = Field(0, ge=0)
     """Bad rules: only reports with step > after_step count."""
@@ -98,26 +92,17 @@ class RuleSpec(_Model):
     on_nan: Literal["stop", "skip", "fire"] = "stop"
     """Non-finite metric: stop (verdict stopped:nan), skip the report, or count as firing."""
 
-    @model_validator(mode="after")
-    def _one_condition(self) -> "RuleSpec":
-        if (self.op is None) == (self.between is None):
-            raise ValueError("give either `op` with `value` or `between: [low, high]`")
-        if self.op is not None and self.value is None:
-            raise ValueError(f"op `{self.op}` needs a `value`")
-        if self.between is not None and self.between[0] > self.between[1]:
-            raise ValueError(f"between {list(self.between)} needs low <= high")
-        return self
-
     def to_rule(self) -> Rule:
+        between = tuple(self.between) if self.between is not None else None
         return Rule(name=self.name, metric=self.metric, verdict=self.verdict, op=self.op,
-                    value=self.value, between=self.between, after_step=self.after_step,
+                    value=self.value, between=between, after_step=self.after_step,
                     at_step=self.at_step, patience=self.patience, on_nan=self.on_nan)
 
 
 class AshaSpec(_Model):
     grace_period: int = Field(10, ge=1)
     """Steps before ASHA may stop a trial."""
-    reduction_factor: float = Field(3, gt=1)
+    reduction_factor: float = Field(3, gt=1, allow_inf_nan=False)
     """ASHA's eta."""
 
 
@@ -127,9 +112,9 @@ class SchedulerSpec(_Model):
 
 
 class ResourcesSpec(_Model):
-    cpu: float = Field(1, gt=0)
+    cpu: float = Field(1, gt=0, allow_inf_nan=False)
     """CPUs per trial."""
-    gpu: float = Field(0, ge=0)
+    gpu: float = Field(0, ge=0, allow_inf_nan=False)
     """GPUs per trial."""
 
 
@@ -154,14 +139,16 @@ class TrackingSpec(_Model):
 class RaySpec(_Model):
     address: Optional[str] = None
     """null = local embedded Ray; "auto" or "ray://host:port" = an existing cluster."""
-    num_cpus: Optional[int] = Field(None, ge=1)
+    num_cpus: Optional[int] = Field(None, ge=1, le=1_000_000)
     """CPUs of the local Ray (default: the machine's)."""
+    num_gpus: Optional[int] = Field(None, ge=0, le=100_000)
+    """GPUs of the local Ray (default: the machine's, from CUDA_VISIBLE_DEVICES or /dev/nvidia*)."""
 
 
 class FailureSpec(_Model):
     max_failures: int = Field(0, ge=-1)
     """Retries of a crashed trial (Ray Tune FailureConfig); -1 = forever."""
-    step_timeout_s: Optional[float] = Field(None, gt=0)
+    step_timeout_s: Optional[float] = Field(None, gt=0, allow_inf_nan=False)
     """A step taking longer than this stops the trial as stopped:timeout."""
 
 
@@ -191,4 +178,35 @@ class SweepSpec(_Model):
         return [r.to_rule() for r in self.criteria]
 
 
-__all__ = ["SpecError", "SweepSpec", "RuleSpec", "ParamSpec", "OPS"]
+def load_spec(path: os.PathLike | str, overrides: Sequence[str] = ()) -> SweepSpec:
+    """Read, override (`--set dotted.key=value`), validate and check a spec file."""
+    from archer_sweep.yamlio import load_yaml
+
+    data, lines = load_yaml(path)
+    return spec_from_data(data, lines, overrides)
+
+
+def spec_from_data(data: Any, lines: Any, overrides: Sequence[str] = ()) -> SweepSpec:
+    """Validate already-parsed YAML data (`lines` is its `yamlio.LineMap`)."""
+    from archer_sweep.overrides import apply_overrides
+    from archer_sweep.spec_checks import check_spec
+    from archer_sweep.spec_errors import validate_model
+
+    if data is None:
+        raise SpecError(lines.file, 1, "the file is empty (expected a sweep spec mapping with "
+                                       "at least `name`)")
+    if not isinstance(data, dict):
+        raise lines.error((), f"the top level is {_kind(data)} (expected a mapping of spec "
+                              "sections: name, trainable, search, criteria, …)")
+    data = apply_overrides(data, lines, overrides)
+    spec = validate_model(SweepSpec, data, lines)
+    check_spec(spec, data, lines)
+    return spec
+
+
+def _kind(x: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number",
+            bool: "true/false"}.get(type(x), type(x).__name__)
+
+
+__all__ = ["SpecError", "SweepSpec", "RuleSpec", "ParamSpec", "OPS", "load_spec"]
