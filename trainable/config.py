@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -115,6 +115,23 @@ class HFModelConfig(_Section):
     """DeepSpeed ZeRO stage on GPU."""
     rollout_engine: Literal["auto", "vllm", "hf"] = "auto"
     """auto = vLLM when installed and a GPU is present, else HF generate."""
+    update_engine: Literal["auto", "deepspeed", "torch"] = "auto"
+    """auto = DeepSpeed ZeRO when installed and a GPU is present, else torch AdamW."""
+    prompt_template: str = "{prompt}"
+    """Prompt text around the task's `{prompt}` (e.g. an instruction asking for `คำตอบ: N`)."""
+    gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    """Share of GPU memory vLLM may reserve (it shares the GPU with training)."""
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _template_has_prompt(cls, template: str) -> str:
+        try:  # it is str.format'ed with `prompt` only
+            ok = "{prompt}" in template and bool(template.format(prompt="x"))
+        except (KeyError, IndexError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError("must contain {prompt} and no other {fields}")
+        return template
 
 
 class GRPOConfig(_Section):

@@ -22,6 +22,10 @@ LM implements it the same way):
 - `decode(ids) -> str`: text of a response for the reward function and metrics.
 - `train()` / `eval()` (torch.nn.Module semantics); the optimizer owns the parameters.
 
+The optimizer is a torch optimizer, or any object with `param_groups`, `zero_grad()`
+and `apply_update(loss, grad_clip) -> grad_norm` doing backward, clipping and step
+itself (the hf backend's DeepSpeed engine).
+
 Mini-batches follow verl: `actor.ppo_mini_batch_size` counts prompts, each with its
 `rollout.n` responses; batches are cut in rollout order; one optimizer step per
 mini-batch; `ppo_epochs` passes. When there is exactly one update per step (one
@@ -127,10 +131,13 @@ def _update(policy, ref_logp, old_logp, adv, ro: Rollout, optimizer, cfg, single
                 clip_high=alg.clip_ratio_high, clip_ratio_c=alg.clip_ratio_c,
                 agg=alg.loss_agg_mode)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            params = [p for g in optimizer.param_groups for p in g["params"]]
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, act.grad_clip)
-            optimizer.step()
+            if hasattr(optimizer, "apply_update"):  # engines owning backward/clip/step (DeepSpeed)
+                grad_norm = optimizer.apply_update(loss, act.grad_clip)
+            else:
+                loss.backward()
+                params = [p for g in optimizer.param_groups for p in g["params"]]
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, act.grad_clip)
+                optimizer.step()
             values = {k: values[k] for k in _ACTOR_KEYS} | {M.GRAD_NORM: float(grad_norm)}
             for key, value in values.items():
                 sums[key] = sums.get(key, 0.0) + float(value)

@@ -1,0 +1,144 @@
+"""GPU engines of the hf backend, imported lazily: vLLM rollouts and DeepSpeed updates.
+
+Neither package is needed on CPU. `require` turns a missing one into an ImportError
+with the install hint, and `pick_engines` decides (from the config's `auto` / named
+choices and whether a GPU is present) which engines a trainer uses. The CPU
+fallbacks (HF `generate`, torch AdamW) live in `hf.py`.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import socket
+from typing import Any, Optional
+
+import torch
+
+from trainable.config import ConfigError
+
+log = logging.getLogger(__name__)
+INSTALL_HINT = "pip install 'archer-sweep[gpu]'"
+
+
+def require(module: str) -> Any:
+    """Import `module` or fail with the install hint (vllm, deepspeed)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"the hf backend needs `{module}` for this config but it is not "
+                          f"installed ({exc}); install it with: {INSTALL_HINT}") from None
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def pick_engines(rollout: str, update: str, has_gpu: Optional[bool] = None) -> tuple[str, str]:
+    """(rollout engine, update engine): `vllm`/`hf` and `deepspeed`/`torch`.
+
+    `auto` takes the GPU engine when its package is installed and a GPU is present;
+    naming a GPU engine without a GPU is a config error, not a silent fallback.
+    """
+    gpu = torch.cuda.is_available() if has_gpu is None else has_gpu
+    choices = {"model.rollout_engine": (rollout, "vllm", "hf"),
+               "model.update_engine": (update, "deepspeed", "torch")}
+    picked = []
+    for key, (want, gpu_engine, cpu_engine) in choices.items():
+        if want == "auto":
+            picked.append(gpu_engine if gpu and installed(gpu_engine) else cpu_engine)
+            continue
+        if want == gpu_engine and not gpu:
+            raise ConfigError(key, f"`{gpu_engine}` needs a CUDA GPU and none is visible "
+                                   f"(use `auto` or `{cpu_engine}`)")
+        picked.append(want)
+    return picked[0], picked[1]
+
+
+def single_process_dist_env() -> None:
+    """Rank/world variables for one-process torch.distributed (vLLM external launcher, DeepSpeed)."""
+    os.environ.setdefault("RANK", "0")
+    os.environ.setdefault("LOCAL_RANK", "0")
+    os.environ.setdefault("WORLD_SIZE", "1")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    if "MASTER_PORT" not in os.environ:
+        with socket.socket() as s:  # a free port, so concurrent trials never collide
+            s.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(s.getsockname()[1])
+
+
+class VLLMRollout:
+    """Sampling with an in-process vLLM engine colocated with the trained model.
+
+    The engine starts from a directory written by `save_pretrained` and gets the
+    policy's weights pushed after every update (`sync`), so rollouts always come from
+    the current policy. Token ids in, token ids out (no vLLM tokenizer).
+    """
+
+    def __init__(self, model_dir: str, dtype: str, max_model_len: int, eos_id: int,
+                 gpu_memory_utilization: float, seed: int):
+        vllm = require("vllm")
+        single_process_dist_env()
+        self.eos_id = eos_id
+        self.llm = vllm.LLM(model=model_dir, dtype=dtype, max_model_len=max_model_len,
+                            gpu_memory_utilization=gpu_memory_utilization, seed=seed,
+                            skip_tokenizer_init=True, enforce_eager=True,
+                            distributed_executor_backend="external_launcher",
+                            generation_config="vllm")  # ignore the model's sampling defaults
+        self._vllm = vllm
+
+    def generate(self, prompt_ids: list[list[int]], n: int, temperature: float,
+                 max_new_tokens: int, seed: int) -> list[list[int]]:
+        params = self._vllm.SamplingParams(n=n, temperature=temperature, top_p=1.0, top_k=0,
+                                           max_tokens=max_new_tokens, seed=seed,
+                                           stop_token_ids=[self.eos_id], detokenize=False)
+        prompts = [{"prompt_token_ids": p} for p in prompt_ids]
+        outs = self.llm.generate(prompts, params, use_tqdm=False)
+        return [list(c.token_ids) for o in outs for c in o.outputs]  # prompt-major, n each
+
+    def sync(self, model: torch.nn.Module) -> None:
+        runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
+        runner.model.load_weights(((name, p.detach()) for name, p in model.state_dict().items()))
+        self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
+
+
+class DeepSpeedOptimizer:
+    """DeepSpeed ZeRO engine behind the small optimizer surface `grpo.grpo_step` uses.
+
+    `apply_update(loss)` runs DeepSpeed's backward (ZeRO gradient partitioning, loss
+    scaling) and step with its own gradient clipping, and returns the global grad norm.
+    """
+
+    def __init__(self, model: torch.nn.Module, zero_stage: int, lr: float, weight_decay: float,
+                 grad_clip: float, dtype: str):
+        deepspeed = require("deepspeed")
+        single_process_dist_env()
+        ds_config = {
+            "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1,
+            "gradient_clipping": grad_clip, "zero_optimization": {"stage": zero_stage},
+            "bf16": {"enabled": dtype == "bfloat16"}, "fp16": {"enabled": dtype == "float16"},
+            "optimizer": {"type": "AdamW", "params": {"lr": lr, "weight_decay": weight_decay}},
+            "steps_per_print": 1 << 30, "wall_clock_breakdown": False,
+        }
+        self.engine, self.optimizer, _, _ = deepspeed.initialize(
+            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
+            config=ds_config)
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.optimizer.param_groups
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.engine.zero_grad()
+
+    def apply_update(self, loss: torch.Tensor, grad_clip: float) -> float:
+        self.engine.backward(loss)
+        self.engine.step()
+        norm = self.engine.get_global_grad_norm()
+        return float(norm) if norm is not None else float("nan")
+
+    def save(self, directory: str) -> None:
+        self.engine.save_checkpoint(directory, tag="deepspeed")
+
+    def load(self, directory: str) -> None:
+        self.engine.load_checkpoint(directory, tag="deepspeed", load_module_strict=True)
