@@ -18,8 +18,11 @@ class GRPOTrainable(tune.Trainable):
         # Ray passes the trial dir through `self.trial_name`/`self.logdir`; backends that
         # launch processes (command) want a unique name and a place for their output.
         config = dict(config)
+        storage = getattr(self, "_storage", None)  # Ray's persistent trial dir (local storage)
         config.setdefault("_trial", {"name": self.trial_name, "id": self.trial_id,
-                                     "dir": self.logdir})
+                                     "dir": self.logdir,
+                                     "storage_dir": getattr(storage, "trial_fs_path", None),
+                                     "experiment": getattr(storage, "experiment_dir_name", None)})
         trial = config.pop("_trial")
         self.trainer = build_trainer(config)
         if hasattr(self.trainer, "attach_trial"):

@@ -1,0 +1,243 @@
+"""The `command` backend run on tests/fake_verl_trainer.py: config errors, argv, metrics,
+crash, hang, process cleanup (by session / process group), resume, secrets, Ray Tune."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from trainable import metrics as M
+from trainable.backends.command import TrainerExited, build_argv, hydra_value
+from trainable.backends.command_config import CommandConfig
+from trainable.backends.command_proc import live_processes
+from trainable.config import ConfigError
+from trainable.trainer import build_trainer, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE = [sys.executable, str(ROOT / "tests" / "fake_verl_trainer.py")]
+SECRET = "s3cr3t-wandb-key-do-not-write"
+
+
+def config(**kw) -> dict:
+    base = {"backend": "command", "argv": FAKE, "grace_period_s": 2.0,
+            "overrides": {"fake.step_s": 0.01, "fake.record": True},
+            "algorithm": {"entropy_coeff": 0.001, "kl_loss_coef": 0.01}, "total_steps": 6}
+    overrides = {**base["overrides"], **kw.pop("overrides", {})}
+    return {**base, **kw, "overrides": overrides}
+
+
+def trainer(tmp_path, trial_id="t00001", **kw):
+    t = build_trainer(config(**kw))
+    trial_dir = tmp_path / trial_id
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    t.attach_trial({"id": trial_id, "dir": str(trial_dir), "experiment": "sweepA"})
+    return t
+
+
+def record(t) -> dict:
+    return json.loads((t.output_dir / "fake_record.json").read_text())
+
+
+def assert_session_gone(sid: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while live_processes(pgid=sid, sid=sid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert live_processes(pgid=sid, sid=sid) == []
+
+
+# ---- config: one clear line per mistake ------------------------------------------------
+@pytest.mark.parametrize("change, message", [
+    ({"argv": []}, "argv: needs the trainer's command"),
+    ({"metrics": {"source": "tensorboard"}}, "metrics.source: Input should be 'console' or 'jsonl'"),
+    ({"metrics": "wandb"}, "metrics.source: Input should be 'console' or 'jsonl'"),
+    ({"key_map": {"algorithm.entropy_coef": "actor_rollout_ref.actor.entropy_coeff"}},
+     "key_map.algorithm.entropy_coef: no search key `algorithm.entropy_coef` in the config "
+     "(did you mean `algorithm.entropy_coeff`?)"),
+    ({"overrides": {"trainer.experiment_name": "x"}},
+     "overrides.trainer.experiment_name: is set per trial by archer-sweep"),
+    ({"gpus_per_trial": 4, "overrides": {"trainer.n_gpus_per_node": 8}},
+     "overrides.trainer.n_gpus_per_node: 8 disagrees with gpus_per_trial=4"),
+    ({"overrides": ["trainer.logger"]}, "overrides.0: expected `key=value`"),
+    ({"argvv": ["x"]}, "argvv: unknown key (did you mean `argv`?)"),
+])
+def test_bad_config_is_one_clear_line(change, message):
+    cfg = config()
+    cfg.update(change)
+    with pytest.raises(ConfigError) as exc:
+        validate_config(cfg)
+    assert str(exc.value).startswith(message), str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_missing_argv_is_named():
+    with pytest.raises(ConfigError, match=r"^argv: needs the trainer's command"):
+        validate_config({"backend": "command"})
+
+
+def test_reported_metrics_cover_design_keys_and_mapped_names():
+    cfg = validate_config(config(metric_map={"val-core/acc@1": "val/acc"}))
+    keys = cfg.reported_metrics()
+    assert set(M.ALL_KEYS) <= keys and "val/acc" in keys
+
+
+# ---- argv: a list, Hydra grammar, per-trial identity -------------------------------------
+def test_hydra_values():
+    assert hydra_value(1e-6) == "1e-06"
+    assert hydra_value(True) == "true" and hydra_value(None) == "null"
+    assert hydra_value(["console", "wandb"]) == "[console,wandb]"
+    assert hydra_value("Qwen/Qwen3-0.6B-Base") == "Qwen/Qwen3-0.6B-Base"
+    assert hydra_value("a b; rm -rf /") == "'a b; rm -rf /'"
+    assert hydra_value("it's ${oops}") == "'it\\'s \\${oops}'"
+    assert hydra_value("1e-3") == "'1e-3'"  # a string that looks like a number stays a string
+
+
+def test_argv_maps_search_keys_and_gives_each_trial_its_own_name():
+    cfg = CommandConfig.model_validate(config(
+        overrides={"trainer.logger": ["console", "wandb"], "+fake.extra": "$(touch /tmp/x)",
+                   "actor_rollout_ref.actor.entropy_coeff": 0.5},
+        params={"data.train_batch_size": 64}, gpus_per_trial=4))
+    argv = build_argv(cfg, "sweepA-t1", "/out/sweepA-t1")
+    assert argv[:2] == FAKE
+    assert "actor_rollout_ref.actor.entropy_coeff=0.001" in argv  # the search value wins
+    assert "actor_rollout_ref.actor.entropy_coeff=0.5" not in argv
+    assert "actor_rollout_ref.actor.kl_loss_coef=0.01" in argv
+    assert "+fake.extra='$(touch /tmp/x)'" in argv  # one argv item, never seen by a shell
+    assert "trainer.logger=[console,wandb]" in argv and "data.train_batch_size=64" in argv
+    assert "trainer.n_gpus_per_node=4" in argv and "trainer.total_training_steps=6" in argv
+    assert argv[-2:] == ["trainer.experiment_name=sweepA-t1", "trainer.default_local_dir=/out/sweepA-t1"]
+    keys = [a.partition("=")[0].lstrip("+") for a in argv[2:]]
+    assert len(keys) == len(set(keys))
+
+
+# ---- running the fake trainer ---------------------------------------------------------------
+def test_console_metrics_with_noise_are_parsed_and_mapped(tmp_path):
+    t = trainer(tmp_path, overrides={"fake.noise": True})
+    try:
+        steps = []
+        while True:
+            m = t.step()
+            steps.append(m)
+            if t.done():
+                break
+    finally:
+        t.close()
+    assert [m[M.STEP] for m in steps] == [1, 2, 3, 4, 5, 6]
+    first = steps[0]
+    assert first[M.ENTROPY] == pytest.approx(5.966, abs=1e-9)  # the fake's printed value
+    assert first[M.TIME_UPDATE] == 0.01                         # timing_s/update_actor mapped
+    assert first["fake/only_here"] == 1.0                       # unknown keys pass through
+    assert math.isnan(first[M.THROUGHPUT])                      # not logged: NaN, not made up
+    assert set(M.ALL_KEYS) <= set(first)
+    rec = record(t)
+    assert rec["ray_address"] == "local"
+    assert "trainer.experiment_name=sweepA-t00001" in rec["argv"]
+    assert_session_gone(rec["sid"])
+    assert "training finished" in (tmp_path / "t00001" / "trainer.log").read_text()
+
+
+def test_jsonl_source_has_full_precision_and_lookahead_without_total_steps(tmp_path):
+    t = trainer(tmp_path, total_steps=None, metrics={"source": "jsonl"},
+                overrides={"fake.format": "jsonl", "trainer.total_training_steps": 4})
+    got = []
+    try:
+        while True:
+            got.append(t.step())
+            if t.done():
+                break
+    finally:
+        t.close()
+    assert [m[M.STEP] for m in got] == [1, 2, 3, 4]
+    assert got[0][M.ENTROPY] != round(got[0][M.ENTROPY], 3)  # JSON keeps all digits
+    assert (t.output_dir / "metrics.jsonl").exists()
+
+
+def test_crash_reports_exit_code_and_log_tail(tmp_path):
+    t = trainer(tmp_path, overrides={"fake.crash_at": 3})
+    try:
+        assert t.step()[M.STEP] == 1 and t.step()[M.STEP] == 2
+        with pytest.raises(TrainerExited) as exc:
+            t.step()
+    finally:
+        t.close()
+    msg = str(exc.value)
+    assert "exited with code 3 after step 2" in msg
+    assert "CUDA out of memory (fake)" in msg
+
+
+def test_hang_times_out_and_leaves_no_process(tmp_path):
+    t = trainer(tmp_path, step_timeout_s=1.0, overrides={"fake.hang_at": 2, "fake.children": 1})
+    try:
+        t.step()
+        sid = record(t)["sid"]
+        start = time.monotonic()
+        with pytest.raises(TimeoutError, match="no step from the trainer for 1s after step 1"):
+            t.step()
+        assert time.monotonic() - start < 6
+    finally:
+        t.close()
+    assert_session_gone(sid, timeout=1.0)
+
+
+def test_close_ends_the_whole_session_including_stubborn_children(tmp_path):
+    t = trainer(tmp_path, total_steps=50, grace_period_s=1.0,
+                overrides={"fake.children": 3, "fake.step_s": 0.2})
+    t.step()
+    rec = record(t)
+    time.sleep(0.3)  # let the children start
+    members = live_processes(pgid=rec["sid"], sid=rec["sid"])
+    assert len(members) >= 4  # trainer + 3 children (one moved to its own process group)
+    start = time.monotonic()
+    t.close()
+    took = time.monotonic() - start
+    assert live_processes(pgid=rec["sid"], sid=rec["sid"]) == []
+    assert 0.9 < took < 5  # the SIGTERM-ignoring child needed the SIGKILL after the grace period
+    t.close()  # idempotent
+
+
+def test_save_load_resumes_from_the_trainers_own_checkpoint(tmp_path):
+    # The trainer checkpoints itself every 2 steps; archer-sweep's checkpoint is at step 3,
+    # so the trainer resumes from its step 2 and the repeated step 3 is not reported twice.
+    over = {"trainer.save_freq": 2, "fake.step_s": 0.2}
+    t = trainer(tmp_path, total_steps=5, overrides=over)
+    first = [t.step() for _ in range(3)]
+    t.save(str(tmp_path))
+    t.close()
+    t2 = trainer(tmp_path, total_steps=5, overrides=over)
+    t2.load(str(tmp_path))
+    assert "trainer.resume_mode=auto" in t2.argv()
+    rest = []
+    try:
+        while True:
+            rest.append(t2.step())
+            if t2.done():
+                break
+    finally:
+        t2.close()
+    assert [m[M.STEP] for m in first + rest] == [1, 2, 3, 4, 5]
+    assert "starting at step 2" in (tmp_path / "t00001" / "trainer.log").read_text()
+
+
+def test_secret_reaches_the_trainer_but_no_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", SECRET)
+    t = trainer(tmp_path, total_steps=2)
+    try:
+        t.step(), t.step(), t.done()
+        t.save(str(tmp_path / "t00001"))
+    finally:
+        t.close()
+    assert record(t)["has_wandb_key"] is True
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_missing_program_is_a_clear_error(tmp_path):
+    t = trainer(tmp_path, argv=["/nonexistent/trainer-binary"])
+    with pytest.raises(TrainerExited, match="could not start the trainer '/nonexistent/trainer-binary'"):
+        t.step()
+    t.close()

@@ -1,0 +1,308 @@
+"""The `command` backend: one external trainer process (Archer2.0, verl) per trial.
+
+`step()` blocks until the trainer reports its next step (console `step:N - …` lines or
+verl's JSONL file logger, parsed by `verl_logs`) and returns it under archer-sweep's
+metric names. The process runs as the leader of its own session; `close()` (a stop
+from the scheduler, the end of the trial, an error) ends every process in it.
+
+Restart semantics: `save` records the last reported step, the experiment name and the
+output directory. After `load` the trainer is launched again with the same name and
+directory plus `resume_overrides` (verl: `trainer.resume_mode=auto`), so the external
+trainer resumes from its own checkpoints; steps it reports again (those up to the saved
+step) are skipped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import queue
+import re
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from trainable import metrics as M
+from trainable.backends import verl_logs
+from trainable.backends.command_config import CommandConfig, flatten
+from trainable.backends.command_proc import FileTail, OutputPump, drain, end_session, spawn
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "command_state.json"
+LOG_FILE = "trainer.log"
+_UNQUOTED = re.compile(r"^[A-Za-z_/][A-Za-z0-9_\-+./@%*?|:]*$")
+_NOT_A_STRING = re.compile(r"^(?i:[-+]?(\d[\d_]*\.?\d*(e[-+]?\d+)?|inf|nan)|true|false|null)$")
+# Variables a Ray worker sets for itself; a trainer starting its own Ray must not inherit them.
+_RAY_WORKER_VARS = ("RAY_RAYLET_PID", "RAY_JOB_ID", "RAY_CLIENT_MODE", "RAY_LD_PRELOAD_ON_WORKERS",
+                    "RAY_ADDRESS")
+
+
+class TrainerExited(RuntimeError):
+    """The external trainer died (non-zero exit) or stopped reporting."""
+
+
+def hydra_value(value: Any) -> str:
+    """Render a YAML value in Hydra's override grammar (`1e-06`, `true`, `[a,b]`, `'x y'`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if not math.isinf(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    if _UNQUOTED.match(text) and not _NOT_A_STRING.match(text):
+        return text
+    quoted = text.replace("\\", "\\\\").replace("'", "\\'").replace("${", "\\${")
+    return f"'{quoted}'"
+
+
+def _override_args(overrides: dict[str, Any] | list[str]) -> dict[str, str]:
+    """Bare key → one `key=value` argv item (a `+`/`++`/`~` prefix is kept in the item)."""
+    if isinstance(overrides, list):
+        return {item.partition("=")[0].strip().lstrip("+~"): item for item in overrides}
+    return {k.lstrip("+~"): f"{k}={hydra_value(v)}" for k, v in flatten(overrides).items()}
+
+
+def build_argv(cfg: CommandConfig, experiment_name: str, output_dir: str,
+               resumed: bool = False) -> list[str]:
+    """The trainer's argv: command, fixed overrides, search values, per-trial keys.
+
+    A later source replaces an earlier one for the same key (each key appears once,
+    as Hydra rejects duplicates); the per-trial name and directory always win.
+    """
+    args = _override_args(cfg.overrides)
+    key_map = cfg.effective_key_map()
+    for key, value in cfg.search_values().items():
+        target = key_map.get(key, key)
+        prefix = args[target].partition("=")[0][: -len(target)] if target in args else ""
+        args[target] = f"{prefix}{target}={hydra_value(value)}"
+    for key, value in ((cfg.gpus_key, cfg.gpus_per_trial), (cfg.total_steps_key, cfg.total_steps)):
+        if key and value and key not in args:
+            args[key] = f"{key}={value}"
+    if resumed:
+        args.update(_override_args(cfg.resume_overrides))
+    args[cfg.experiment_name_key] = f"{cfg.experiment_name_key}={hydra_value(experiment_name)}"
+    args[cfg.output_dir_key] = f"{cfg.output_dir_key}={hydra_value(output_dir)}"
+    return [*cfg.argv, *args.values()]
+
+
+def _origin_dir() -> str:
+    # Ray Tune runs trainables in a per-trial working directory; the user's paths are
+    # relative to where the sweep was started, which Tune exports as TUNE_ORIG_WORKING_DIR.
+    return os.environ.get("TUNE_ORIG_WORKING_DIR") or os.getcwd()
+
+
+class CommandTrainer:
+    """Trainer protocol over an external process; see the module docstring."""
+
+    def __init__(self, config: CommandConfig):
+        self.config = config
+        self.step_count = 0
+        self.trial: dict[str, Any] = {}
+        self._proc = None
+        self._pump: Optional[OutputPump] = None
+        self._lines: "queue.Queue[str]" = queue.Queue()
+        self._tail_file: Optional[FileTail] = None
+        self._pending: list[verl_logs.StepRecord] = []
+        self._early: dict[str, float] = {}  # step-0 records (validation before training)
+        self._resumed = False
+        self._exit_code: Optional[int] = None
+        self._last_report = time.monotonic()
+
+    # ---- trial identity -------------------------------------------------------------
+    def attach_trial(self, trial: dict[str, Any]) -> None:
+        """Trial info from GRPOTrainable: id, name, dir, storage_dir, experiment."""
+        self.trial = dict(trial)
+
+    @property
+    def trial_dir(self) -> Path:
+        for key in ("storage_dir", "dir"):
+            value = self.trial.get(key)
+            if value and Path(value).is_dir():
+                return Path(value)
+        path = Path(_origin_dir()) / "command-trials" / self.trial_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def trial_id(self) -> str:
+        return str(self.trial.get("id") or f"pid{os.getpid()}")
+
+    @property
+    def experiment_name(self) -> str:
+        prefix = self.config.experiment_prefix or self.trial.get("experiment") or "archer-sweep"
+        return f"{prefix}-{self.trial_id}"
+
+    @property
+    def output_dir(self) -> Path:
+        root = self.config.output_root
+        base = Path(_origin_dir(), root) if root else self.trial_dir / "trainer_output"
+        return base / self.experiment_name
+
+    @property
+    def log_path(self) -> Path:
+        return self.trial_dir / LOG_FILE
+
+    # ---- process ----------------------------------------------------------------------
+    def argv(self) -> list[str]:
+        return build_argv(self.config, self.experiment_name, str(self.output_dir), self._resumed)
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.config.isolate_ray:
+            for name in _RAY_WORKER_VARS:
+                env.pop(name, None)
+            env["RAY_ADDRESS"] = "local"
+        env.update(self.config.env)
+        missing = [n for n in self.config.secret_env if n not in os.environ]
+        if missing:
+            log.info("secret variables not set, trainer runs without them: %s", missing)
+        env["PYTHONUNBUFFERED"] = env.get("PYTHONUNBUFFERED", "1")
+        if self.config.metrics.source == "jsonl":
+            env[self.config.metrics.env_var] = str(self._metrics_path())
+        return env
+
+    def _metrics_path(self) -> Path:
+        return self.output_dir / self.config.metrics.path
+
+    def _launch(self) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        cwd = str(Path(_origin_dir(), self.config.cwd or "."))
+        argv = self.argv()
+        log.info("launching trainer for trial %s: %s (cwd %s)", self.trial_id, argv, cwd)
+        try:
+            self._proc = spawn(argv, cwd, self._env())
+        except OSError as exc:
+            raise TrainerExited(f"could not start the trainer {argv[0]!r}: {exc}") from None
+        on_line = self._lines.put if self.config.metrics.source == "console" else None
+        self._pump = OutputPump(self._proc.stdout, self.log_path, self.config.log_tail_lines,
+                                on_line)
+        if self.config.metrics.source == "jsonl":
+            self._tail_file = FileTail(self._metrics_path())
+        self._last_report = time.monotonic()
+
+    def _collect(self) -> None:
+        """Move newly logged records into `_pending` (merged by step, old steps dropped)."""
+        if self._tail_file is not None:
+            lines = self._tail_file.read_lines()
+        else:
+            lines = drain(self._lines)
+        parse = verl_logs.PARSERS[self.config.metrics.source]
+        for line in lines:
+            rec = parse(line)
+            if rec is None:
+                continue
+            if rec.step <= 0:
+                self._early.update(rec.metrics)
+            elif rec.step <= self.step_count:
+                log.debug("skipping record of step %d (already at %d)", rec.step, self.step_count)
+            elif self._pending and self._pending[-1].step == rec.step:
+                self._pending[-1].metrics.update(rec.metrics)
+            else:
+                self._pending.append(rec)
+
+    def _exit_error(self, code: int) -> TrainerExited:
+        tail = "\n".join(self._pump.tail) if self._pump else ""
+        return TrainerExited(f"trainer exited with code {code} after step {self.step_count}; "
+                             f"last lines of {self.log_path}:\n{tail}")
+
+    def _finished(self) -> bool:
+        """Poll the process; after it exited, read the rest of its output."""
+        if self._proc is None or self._exit_code is not None:
+            return self._exit_code is not None
+        code = self._proc.poll()
+        if code is None:
+            return False
+        self._pump.join(timeout=10)
+        self._collect()
+        self._exit_code = code
+        return True
+
+    # ---- Trainer protocol -------------------------------------------------------------
+    def step(self) -> dict[str, float]:
+        if self._proc is None:
+            self._launch()
+        lookahead = self.config.steps_budget() is None
+        while True:
+            self._collect()
+            exited = self._finished()
+            if self._pending and (not lookahead or len(self._pending) > 1 or exited):
+                return self._report(self._pending.pop(0))
+            if exited:
+                if self._exit_code:
+                    raise self._exit_error(self._exit_code)
+                raise TrainerExited(
+                    f"trainer exited cleanly after step {self.step_count}, before the "
+                    f"{self.config.steps_budget()} steps of total_steps; last lines:\n"
+                    + "\n".join(self._pump.tail))
+            self._check_timeout()
+            time.sleep(0.05)
+
+    def _check_timeout(self) -> None:
+        limit = self.config.step_timeout_s
+        if self.step_count == 0:
+            limit = self.config.start_timeout_s or limit
+        if limit is not None and time.monotonic() - self._last_report > limit:
+            self.close()
+            raise TimeoutError(f"no step from the trainer for {limit:g}s after step "
+                               f"{self.step_count} (step_timeout_s); last lines:\n"
+                               + "\n".join(self._pump.tail if self._pump else []))
+
+    def _report(self, rec: verl_logs.StepRecord) -> dict[str, float]:
+        metrics = {**self._early, **rec.metrics}
+        self._early = {}
+        out = verl_logs.map_metrics(metrics, self.config.effective_metric_map())
+        for key in M.ALL_KEYS:  # a metric the trainer does not log is NaN, never made up
+            out.setdefault(key, math.nan)
+        out[M.STEP] = float(rec.step)
+        self.step_count = rec.step
+        self._last_report = time.monotonic()
+        return out
+
+    def done(self) -> bool:
+        """True once the trainer exited cleanly with nothing left to report, or reached
+        `total_steps` (then its own clean exit is awaited for `exit_timeout_s`)."""
+        self._collect()
+        budget = self.config.steps_budget()
+        if budget is not None and self.step_count >= budget:
+            deadline = time.monotonic() + self.config.exit_timeout_s
+            while not self._finished() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self._exit_code:
+                raise self._exit_error(self._exit_code)
+            return True
+        return self._finished() and self._exit_code == 0 and not self._pending
+
+    def save(self, directory: str) -> None:
+        state = {"step": self.step_count, "experiment_name": self.experiment_name,
+                 "output_dir": str(self.output_dir), "trial": {k: self.trial.get(k) for k in
+                                                            ("id", "experiment")}}
+        Path(directory, STATE_FILE).write_text(json.dumps(state))
+
+    def load(self, directory: str | dict) -> None:
+        if isinstance(directory, dict):
+            raise ValueError(f"the command backend restores from a directory, got {type(directory)=}")
+        state = json.loads(Path(directory, STATE_FILE).read_text())
+        self.close()
+        self.step_count = int(state["step"])
+        self.trial.update({k: v for k, v in state.get("trial", {}).items() if v})
+        self._resumed = self.step_count > 0
+        self._proc, self._pump, self._exit_code, self._pending = None, None, None, []
+
+    def close(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        code = end_session(proc, self.config.grace_period_s)
+        if self._exit_code is None:
+            self._exit_code = code
+        if self._pump is not None:
+            self._pump.join(timeout=5)
+        if proc.stdout is not None:
+            proc.stdout.close()

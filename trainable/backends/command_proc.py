@@ -1,0 +1,151 @@
+"""Process plumbing of the `command` backend: launch in a new session, read output, end all.
+
+The trainer starts as the leader of a new session (`start_new_session=True`), so its
+process group id and session id are its pid. Ending a trial signals every process of
+that session, not only the group: a Python driver below a wrapper script may move
+itself (and the Ray daemons it starts) into a new process group with `setpgrp`, but
+nothing short of `setsid` leaves the session. Linux `/proc` is read to find them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable, Optional
+
+log = logging.getLogger(__name__)
+
+
+def _stat_fields(pid: int) -> Optional[tuple[str, int, int]]:
+    """(state, pgrp, session) of a pid from /proc/<pid>/stat; None if gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    rest = raw[raw.rfind(")") + 2:].split()  # the command name may contain spaces and ')'
+    return rest[0], int(rest[2]), int(rest[3])
+
+
+def live_processes(*, pgid: Optional[int] = None, sid: Optional[int] = None) -> list[int]:
+    """Pids (zombies excluded) whose process group is `pgid` or whose session is `sid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _stat_fields(int(entry))
+        if fields is None or fields[0] in ("Z", "X"):
+            continue
+        if (pgid is not None and fields[1] == pgid) or (sid is not None and fields[2] == sid):
+            found.append(int(entry))
+    return found
+
+
+def _signal_session(sid: int, sig: int) -> int:
+    """Send `sig` to the session's process groups and members; return how many were alive."""
+    pids = live_processes(pgid=sid, sid=sid)
+    groups = {sid}
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields:
+            groups.add(fields[1])
+    for group in groups:
+        try:
+            os.killpg(group, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for pid in pids:  # members of groups whose leader left the session
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return len(pids)
+
+
+def end_session(proc: subprocess.Popen, grace_s: float) -> Optional[int]:
+    """SIGTERM every process of `proc`'s session, SIGKILL what is left after `grace_s`.
+
+    Returns the main process's exit code. Safe to call when everything already exited.
+    """
+    sid = proc.pid
+    if _signal_session(sid, signal.SIGTERM):
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            proc.poll()  # reap the leader, or it stays a zombie member
+            if not live_processes(pgid=sid, sid=sid):
+                break
+            time.sleep(0.05)
+        else:
+            left = _signal_session(sid, signal.SIGKILL)
+            log.warning("trainer session %d: %d process(es) ignored SIGTERM for %.0fs; "
+                        "sent SIGKILL", sid, left, grace_s)
+    try:
+        return proc.wait(timeout=max(grace_s, 5.0))
+    except subprocess.TimeoutExpired:
+        return proc.poll()
+
+
+class OutputPump:
+    """Copies the trainer's merged stdout/stderr to a log file, keeps the last lines,
+    and hands each complete line to `on_line` (from a daemon thread)."""
+
+    def __init__(self, stream, log_path: Path, tail_lines: int,
+                 on_line: Optional[Callable[[str], None]] = None):
+        self.tail: deque[str] = deque(maxlen=tail_lines)
+        self._stream, self._log_path, self._on_line = stream, log_path, on_line
+        self._thread = threading.Thread(target=self._run, name="trainer-output", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with open(self._log_path, "ab") as sink:
+            for raw in iter(self._stream.readline, b""):
+                sink.write(raw)
+                sink.flush()
+                line = raw.decode("utf-8", errors="replace")
+                self.tail.append(line.rstrip("\r\n"))
+                # A final line without newline was cut off mid-write: never parse it.
+                if self._on_line is not None and raw.endswith(b"\n"):
+                    self._on_line(line)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+class FileTail:
+    """Complete new lines of a growing file (verl's JSONL logger), read on demand."""
+
+    def __init__(self, path: Path):
+        self.path, self._offset, self._partial = path, 0, b""
+
+    def read_lines(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(chunk)
+        data = self._partial + chunk
+        *lines, self._partial = data.split(b"\n")
+        return [line.decode("utf-8", errors="replace") for line in lines]
+
+
+def spawn(argv: list[str], cwd: str, env: dict[str, str]) -> subprocess.Popen:
+    """Start the trainer as a new session leader; argv is a list, never a shell string."""
+    return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True, shell=False)
+
+
+def drain(q: "queue.Queue") -> list:
+    items = []
+    while True:
+        try:
+            items.append(q.get_nowait())
+        except queue.Empty:
+            return items
