@@ -114,6 +114,14 @@ def _fires_at(bad: Any, step: Optional[int]) -> bool:
 
 
 def _check_pairs(rules: list, lines: Any, budget: Optional[int]) -> None:
+    bad_rules = [(i, r) for i, r in enumerate(rules) if r.verdict == "bad" and interval(r) is not None]
+    for i, a in bad_rules:
+        for j, b in bad_rules:
+            if j > i and a.metric == b.metric and _cover_all(interval(a), interval(b)) \
+                    and _same_reports(a, b):
+                raise located(lines, ("criteria", j), f"with rule {show(a.name)} every value of "
+                                                      f"{a.metric} is bad (expected a range of "
+                                                      "values that keeps a trial running)")
     for i, good in enumerate(rules):
         if good.verdict != "good" or interval(good) is None:
             continue
@@ -124,14 +132,6 @@ def _check_pairs(rules: list, lines: Any, budget: Optional[int]) -> None:
                                                       f"every value it accepts fires bad rule "
                                                       f"{show(bad.name)} (expected ranges that do not "
                                                       "contradict)")
-    bad_rules = [(i, r) for i, r in enumerate(rules) if r.verdict == "bad" and interval(r) is not None]
-    for i, a in bad_rules:
-        for j, b in bad_rules:
-            if j > i and a.metric == b.metric and _cover_all(interval(a), interval(b)) \
-                    and _same_reports(a, b):
-                raise located(lines, ("criteria", j), f"with rule {show(a.name)} every value of "
-                                                      f"{a.metric} is bad (expected a range of "
-                                                      "values that keeps a trial running)")
 
 
 def _same_reports(a: Any, b: Any) -> bool:

@@ -116,6 +116,7 @@ def message_for(model: type[BaseModel], err: dict, label: tuple) -> str:
         return f"{where}: got {show(value)} (expected {TYPE_WORDS[kind]})"
     if kind in BOUNDS:
         bound = next(iter(ctx.values()))
+        bound = f"{bound:g}" if isinstance(bound, float) else bound
         return f"{where}: {show(value)} is out of range (expected a value {BOUNDS[kind]} {bound})"
     if kind in ("too_short", "too_long"):
         want = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")

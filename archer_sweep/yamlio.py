@@ -120,6 +120,8 @@ def parse_yaml(text: str, file: str) -> tuple[Any, LineMap]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.context_mark and exc.problem:  # where the unclosed thing began
+            problem += f", {exc.context} at line {exc.context_mark.line + 1}"
         raise SpecError(file, mark.line + 1 if mark else 1,
                         f"YAML syntax error: {problem} (expected valid YAML)") from None
     except yaml.YAMLError as exc:  # e.g. a reader error on control characters
