@@ -39,6 +39,13 @@ def _trainer_model(spec: Any, lines: Any) -> type[BaseModel]:
     from trainable.backends import BACKENDS, load_object
 
     name = spec.trainable.backend
+    if ":" in name and name not in BACKENDS:  # a user's own `package.module:Class` backend
+        from trainable.backends import backend_entry
+        from trainable.config import ConfigError
+        try:
+            return load_object(backend_entry(name).config)
+        except (ConfigError, ImportError, AttributeError) as exc:
+            raise located(lines, ("trainable", "backend"), str(exc)) from None
     if name not in BACKENDS:
         raise located(lines, ("trainable", "backend"),
                       f"unknown backend {show(name)}{did_you_mean(name, BACKENDS)} "
