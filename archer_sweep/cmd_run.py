@@ -1,0 +1,118 @@
+"""`archer-sweep run SPEC` and `archer-sweep resume DIR`.
+
+Exit 0 when the sweep ran to its end (stopped trials included), 1 when the run
+failed (Ray/Tune error, or every trial crashed), 130 when interrupted (Ctrl-C: the
+state is saved and the resume command is printed), 2 for bad input (via UserError).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional, Sequence
+
+import typer
+
+from archer_sweep import runner
+from archer_sweep.errors import UserError
+from archer_sweep.live import summary
+from archer_sweep.results import SPEC_FILE, STUDY_FILE
+from archer_sweep.verdicts import VERDICTS_FILE, VerdictStore
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = 130
+
+
+def load(path: Path, overrides: Sequence[str] = ()):
+    from archer_sweep.spec import load_spec
+
+    try:
+        return load_spec(path, list(overrides))
+    except ImportError:  # spec checks still landing: plain parse (temporary, see report)
+        return _plain_load(path, overrides)
+
+
+def _plain_load(path: Path, overrides: Sequence[str]):
+    import yaml
+
+    from archer_sweep.searcher import apply_dotted
+    from archer_sweep.spec import SweepSpec
+
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        data = apply_dotted(data, {key: yaml.safe_load(value)})
+    return SweepSpec.model_validate(data)
+
+
+def main(spec: Optional[Path] = None, name: Optional[str] = None, storage: Optional[Path] = None,
+         overrides: Sequence[str] = (), resume_dir: Optional[Path] = None) -> int:
+    if resume_dir is not None:
+        return resume(Path(resume_dir))
+    if spec is None:
+        raise UserError("run needs a spec file (expected `archer-sweep run SPEC`)")
+    parsed = load(Path(spec), overrides)
+    update = {"name": name} if name else {}
+    if storage is not None:
+        update["storage"] = parsed.storage.model_copy(update={"path": str(storage)})
+    parsed = parsed.model_copy(update=update) if update else parsed
+    return run(parsed)
+
+
+def run(spec, live: bool = True) -> int:
+    sweep_dir = runner.sweep_dir_of(spec)
+    leftovers = [f for f in (runner.TUNER_FILE, VERDICTS_FILE, STUDY_FILE)
+                 if (sweep_dir / f).exists()]
+    if leftovers:
+        raise UserError(f"{sweep_dir} already holds a sweep ({', '.join(leftovers)}); continue it "
+                        f"with `archer-sweep resume {sweep_dir}` or choose another --name")
+    env = runner.configure_env(spec)
+    with runner.SweepLock(sweep_dir):
+        runner.write_spec(spec, sweep_dir)
+        return _with_ray(spec, env, lambda: runner.make_tuner(spec, sweep_dir, live=live),
+                         sweep_dir)
+
+
+def resume(sweep_dir: Path) -> int:
+    sweep_dir = sweep_dir.expanduser().resolve()
+    if not runner.is_sweep_dir(sweep_dir) or not (sweep_dir / SPEC_FILE).exists():
+        raise UserError(f"{sweep_dir}: not an archer-sweep results directory "
+                        f"(expected {runner.TUNER_FILE} and {SPEC_FILE} from `archer-sweep run`)")
+    spec = load(sweep_dir / SPEC_FILE)
+    env = runner.configure_env(spec)
+    with runner.SweepLock(sweep_dir):
+        return _with_ray(spec, env, lambda: runner.restore_tuner(spec, sweep_dir), sweep_dir)
+
+
+def _with_ray(spec, env, make, sweep_dir: Path) -> int:
+    import ray
+
+    started = runner.ensure_ray(spec, env)
+    try:
+        return _fit(make(), spec, sweep_dir)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _fit(tuner, spec, sweep_dir: Path) -> int:
+    interrupted = False
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        interrupted = True
+    except Exception as exc:  # Tune's own failure (not a trial's): the run failed
+        log.exception("sweep failed")
+        typer.echo(f"run failed: {type(exc).__name__}: {exc}", err=True)
+        typer.echo(f"state is saved; continue with: archer-sweep resume {sweep_dir}", err=True)
+        return 1
+    rows = VerdictStore(sweep_dir).rows()
+    total = spec.search.num_samples
+    typer.echo(summary(sweep_dir, spec.search.metric, spec.search.mode, total))
+    if interrupted or len(rows) < total:
+        typer.echo(f"interrupted; continue with: archer-sweep resume {sweep_dir}", err=True)
+        return INTERRUPTED
+    if rows and all(r["verdict"] == "error" for r in rows):
+        typer.echo("run failed: every trial crashed (see verdicts.jsonl for the errors)", err=True)
+        return 1
+    return 0
