@@ -165,8 +165,10 @@ def test_crash_reports_exit_code_and_log_tail(tmp_path):
     finally:
         t.close()
     msg = str(exc.value)
-    assert "exited with code 3 after step 2" in msg
-    assert "CUDA out of memory (fake)" in msg
+    assert "Traceback (most recent call last)" in msg  # the log tail
+    # The last line (what a verdict keeps) has the exit code and the last log line.
+    assert msg.splitlines()[-1] == ("trainer exited with code 3 after step 2; last log line: "
+                                    "torch.OutOfMemoryError: CUDA out of memory (fake)")
 
 
 def test_hang_times_out_and_leaves_no_process(tmp_path):
@@ -241,3 +243,59 @@ def test_missing_program_is_a_clear_error(tmp_path):
     with pytest.raises(TrainerExited, match="could not start the trainer '/nonexistent/trainer-binary'"):
         t.step()
     t.close()
+
+
+# ---- through Ray Tune and the engine's criteria scheduler -----------------------------------
+@pytest.fixture
+def ray_local(monkeypatch):
+    ray = pytest.importorskip("ray")
+    # Workers of a local Ray inherit the driver's environment at ray.init: the secret
+    # travels there, never through the trial config (on a cluster: where `ray start` ran,
+    # or the driver's runtime_env).
+    monkeypatch.setenv("WANDB_API_KEY", SECRET)
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_tune_stops_the_bad_trial_and_its_processes(tmp_path, ray_local):
+    from ray import tune
+
+    from archer_sweep.criteria import Rule
+    from archer_sweep.scheduler import CriteriaScheduler
+    from archer_sweep.verdicts import VerdictStore
+    from trainable.ray_trainable import GRPOTrainable
+
+    sweep_dir = tmp_path / "cmdsweep"
+    store = VerdictStore(sweep_dir)
+    rules = [Rule("entropy_high", M.ENTROPY, "bad", op=">", value=7, after_step=3)]
+    scheduler = CriteriaScheduler(rules, store, objective=M.SCORE_MEAN,
+                                  param_keys=["algorithm.entropy_coeff"])
+    cfg = config(total_steps=12, overrides={"fake.children": 3, "fake.step_s": 0.1},
+                 grace_period_s=1.0)
+    cfg["algorithm"] = {"entropy_coeff": tune.grid_search([0.03, 0.001]), "kl_loss_coef": 0.01}
+    tuner = tune.Tuner(
+        tune.with_resources(GRPOTrainable, {"cpu": 1}), param_space=cfg,
+        tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=False,
+                                    trial_dirname_creator=lambda t: t.trial_id),
+        run_config=tune.RunConfig(name="cmdsweep", storage_path=str(tmp_path), verbose=0))
+    grid = tuner.fit()
+    by_coeff = {r.config["algorithm"]["entropy_coeff"]: r for r in grid}
+    bad, good = by_coeff[0.03], by_coeff[0.001]
+    rows = {row["trial_id"]: row for row in store.rows()}
+    bad_row = rows[Path(bad.path).name]
+    assert bad_row["verdict"] == "stopped:entropy_high" and bad_row["value"] > 7
+    assert bad.metrics[M.STEP] < 12                      # stopped early
+    assert good.metrics[M.STEP] == 12 and rows[Path(good.path).name]["verdict"] == "healthy"
+    records = [json.loads(p.read_text()) for p in sweep_dir.rglob("fake_record.json")]
+    assert len(records) == 2
+    for rec in records:                                   # stopped or finished: nothing left
+        assert rec["has_wandb_key"] is True
+        assert_session_gone(rec["sid"])
+        assert any(a.startswith("trainer.experiment_name=cmdsweep-") for a in rec["argv"])
+    names = {a for rec in records for a in rec["argv"] if a.startswith("trainer.experiment_name=")}
+    assert len(names) == 2                                # one W&B run / checkpoint dir per trial
+    for path in sweep_dir.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path

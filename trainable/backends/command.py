@@ -207,10 +207,17 @@ class CommandTrainer:
             else:
                 self._pending.append(rec)
 
+    def _failure_text(self, summary: str) -> str:
+        """The log tail, then one summary line: Ray shows the whole text, while a verdict
+        keeps an error's last line, so that line names the cause and the last log line."""
+        tail = list(self._pump.tail) if self._pump else []
+        last = next((ln.strip() for ln in reversed(tail) if ln.strip()), "(no output)")
+        return (f"last {len(tail)} lines of {self.log_path}:\n" + "\n".join(tail)
+                + f"\n{summary}; last log line: {last}")
+
     def _exit_error(self, code: int) -> TrainerExited:
-        tail = "\n".join(self._pump.tail) if self._pump else ""
-        return TrainerExited(f"trainer exited with code {code} after step {self.step_count}; "
-                             f"last lines of {self.log_path}:\n{tail}")
+        return TrainerExited(self._failure_text(
+            f"trainer exited with code {code} after step {self.step_count}"))
 
     def _finished(self) -> bool:
         """Poll the process; after it exited, read the rest of its output."""
@@ -237,10 +244,9 @@ class CommandTrainer:
             if exited:
                 if self._exit_code:
                     raise self._exit_error(self._exit_code)
-                raise TrainerExited(
-                    f"trainer exited cleanly after step {self.step_count}, before the "
-                    f"{self.config.steps_budget()} steps of total_steps; last lines:\n"
-                    + "\n".join(self._pump.tail))
+                raise TrainerExited(self._failure_text(
+                    f"trainer exited with code 0 after step {self.step_count}, before "
+                    f"total_steps={self.config.steps_budget()}"))
             self._check_timeout()
             time.sleep(0.05)
 
@@ -250,9 +256,9 @@ class CommandTrainer:
             limit = self.config.start_timeout_s or limit
         if limit is not None and time.monotonic() - self._last_report > limit:
             self.close()
-            raise TimeoutError(f"no step from the trainer for {limit:g}s after step "
-                               f"{self.step_count} (step_timeout_s); last lines:\n"
-                               + "\n".join(self._pump.tail if self._pump else []))
+            raise TimeoutError(self._failure_text(
+                f"no step from the trainer for {limit:g}s after step {self.step_count} "
+                "(step_timeout_s); its processes were ended"))
 
     def _report(self, rec: verl_logs.StepRecord) -> dict[str, float]:
         metrics = {**self._early, **rec.metrics}
