@@ -32,6 +32,7 @@ def check_spec(spec: Any, data: dict, lines: Any) -> None:
     _check_points(spec, lines)
     check_rules(spec, lines, step_budget(spec, trainer))
     _check_metrics(spec, trainer, lines)
+    _check_trainer_gpus(spec, trainer, lines)
     _check_resources(spec, lines)
 
 
@@ -191,6 +192,15 @@ def local_gpus() -> int:
         return sum(1 for f in os.listdir("/dev") if re.fullmatch(r"nvidia\d+", f))
     except OSError:
         return 0
+
+
+def _check_trainer_gpus(spec: Any, trainer: BaseModel, lines: Any) -> None:
+    """A trainer that uses GPUs (command backend's `gpus_per_trial`) needs them reserved."""
+    wanted = getattr(trainer, "gpus_per_trial", 0) or 0
+    if wanted > spec.resources.gpu:
+        raise located(lines, ("resources", "gpu"),
+                      f"{spec.resources.gpu:g} GPUs per trial but trainable.config.gpus_per_trial is "
+                      f"{wanted} (expected resources.gpu: {wanted})")
 
 
 def _check_resources(spec: Any, lines: Any) -> None:

@@ -299,3 +299,53 @@ def test_tune_stops_the_bad_trial_and_its_processes(tmp_path, ray_local):
     for path in sweep_dir.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+# ---- the shipped Archer2.0 sweep and `validate` errors ---------------------------------------
+ARCHER = ROOT / "sweeps" / "archer2-qwen3-0.6b-math.yaml"
+
+
+def test_archer2_sweep_validates_with_the_seed_settings():
+    from archer_sweep.spec import load_spec
+
+    spec = load_spec(ARCHER, [])
+    cfg = CommandConfig.model_validate(spec.trainable.config)
+    argv = build_argv(cfg, "archer2-qwen3-0.6b-math-t1", "/out")
+    for item in ["algorithm.adv_estimator=grpo", "actor_rollout_ref.actor.use_kl_loss=true",
+                 "actor_rollout_ref.actor.kl_loss_type=low_var_kl",
+                 "actor_rollout_ref.actor.entropy_coeff=0.005",
+                 "actor_rollout_ref.actor.kl_loss_coef=0.01", "actor_rollout_ref.actor.clip_ratio_c=3.0",
+                 "actor_rollout_ref.actor.loss_agg_mode=token-mean", "data.train_batch_size=64",
+                 "actor_rollout_ref.rollout.n=16", "actor_rollout_ref.actor.ppo_mini_batch_size=16",
+                 "actor_rollout_ref.actor.ppo_epochs=3", "actor_rollout_ref.actor.optim.lr=1e-06",
+                 "data.max_response_length=4096", "actor_rollout_ref.rollout.temperature=1.0",
+                 "reward_model.reward_manager=wizard", "trainer.n_gpus_per_node=4",
+                 "trainer.logger=[console,wandb]", "actor_rollout_ref.model.path=Qwen/Qwen3-0.6B-Base",
+                 "trainer.total_training_steps=150"]:
+        assert item in argv, item
+    assert argv[:3] == ["python", "-m", "dapo.main_dapo"]
+    assert spec.resources.gpu == 4 and spec.ray.address == "auto"
+    assert {r.name for r in spec.criteria} >= {"entropy_high", "guessing", "entropy_band"}
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("    argv: [python, -m, dapo.main_dapo]\n", "", "trainable.config.argv: needs the trainer's command"),
+    ("metrics: {source: console}", "metrics: {source: tensorboard}",
+     "trainable.config.metrics.source: unknown value 'tensorboard' (expected one of console, jsonl)"),
+    ("    secret_env: [WANDB_API_KEY]\n",
+     "    key_map: {algorithm.entropy_coef: actor_rollout_ref.actor.entropy_coeff}\n",
+     "trainable.config.key_map.algorithm.entropy_coef: no search key `algorithm.entropy_coef`"),
+    ("resources: {cpu: 8, gpu: 4}", "resources: {cpu: 8, gpu: 0}",
+     "resources.gpu: 0 GPUs per trial but trainable.config.gpus_per_trial is 4"),
+])
+def test_bad_backend_config_fails_validate_with_one_line(tmp_path, old, new, message):
+    from archer_sweep.spec import SpecError, load_spec
+
+    text = ARCHER.read_text()
+    assert old in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace(old, new))
+    with pytest.raises(SpecError) as exc:
+        load_spec(bad, [])
+    line = str(exc.value)
+    assert line.startswith(f"{bad}:") and message in line and "\n" not in line, line
