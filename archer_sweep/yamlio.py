@@ -37,6 +37,9 @@ _SpecLoader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"))
 
+PLAIN_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
+"""Collection tags a spec may hold (scalars are checked by PyYAML's safe constructor)."""
+
 Path_ = tuple  # a key path: ("search", "space", "algorithm.entropy_coeff", "low") or ("criteria", 0)
 
 
@@ -141,9 +144,13 @@ class _Builder:
 
     def build(self, node: Node, path: Path_) -> Any:
         self.count += 1
-        if self.count > MAX_NODES:
-            raise self._fail(node, f"YAML expands to more than {MAX_NODES} values "
-                                   "(expected a plain spec; aliases that multiply are refused)")
+        if self.count > MAX_NODES:  # point at the top-level key whose value blows up
+            line = self.lines.lines.get(path[:1], node.start_mark.line + 1)
+            raise SpecError(self.lines.file, line, f"YAML expands to more than {MAX_NODES} values "
+                                                   "(expected a plain spec; aliases that multiply are refused)")
+        if not isinstance(node, ScalarNode) and node.tag not in PLAIN_TAGS:
+            raise self._fail(node, f"YAML error: unsupported tag '{node.tag}' "
+                                   "(expected plain values without tags)")
         if len(path) > MAX_DEPTH:
             raise self._fail(node, f"nesting deeper than {MAX_DEPTH} levels (expected a plain spec)")
         if isinstance(node, ScalarNode):
