@@ -162,3 +162,25 @@ def test_loads_a_saved_model_directory(tmp_path):
     assert set(M.ALL_KEYS) <= set(m)
     for a, b in zip(src.model.state_dict().values(), tr.ref.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_update_raises_likelihood_of_rewarded_responses():
+    """One real GRPO step through HFPolicy moves the policy toward responses that scored."""
+    from trainable import grpo
+
+    tr = build_trainer({**CFG, "actor": {"ppo_mini_batch_size": 4, "ppo_epochs": 1, "lr": 1e-2},
+                        "algorithm": {"entropy_coeff": 0.0, "kl_loss_coef": 0.0},
+                        "rollout": {"n": 8}})
+    prompts, answers = tr._batch()
+
+    def first_word_even(text: str, answer: int) -> float:  # ~half the samples score
+        return float(len((text.split() or [""])[0]) % 2 == 0)
+
+    _, ro = grpo.grpo_step(tr.policy, tr.ref, tr.optimizer, tr.config, prompts, answers,
+                           tr.sample_gen, first_word_even)
+    assert 0 < ro.scores.mean() < 1
+    with torch.no_grad():
+        new, _ = tr.policy.logprobs(ro.input_ids, ro.attention_mask, ro.n_prompt)
+        old, _ = tr.ref.logprobs(ro.input_ids, ro.attention_mask, ro.n_prompt)
+    gain = ((new - old) * ro.response_mask).sum(-1)
+    assert gain[ro.scores > 0].mean() > gain[ro.scores == 0].mean() + 0.1

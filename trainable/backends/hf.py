@@ -227,25 +227,24 @@ class HFTrainer:
 
     def _sync_rollout(self) -> None:
         if self.policy.rollout is not None:
-            self.policy.rollout.sync(self.model)
+            self.policy.rollout.sync(self.model, getattr(self.optimizer, "zero_stage", 0))
 
     def save(self, directory: str) -> None:
         os.makedirs(directory, exist_ok=True)
-        state = {"model": self.model.state_dict(), "ref": self.ref.model.state_dict(),
-                 "data_gen": self.data_gen.get_state(), "sample_gen": self.sample_gen.get_state(),
-                 "step": self.step_count}
+        state = {"ref": self.ref.model.state_dict(), "data_gen": self.data_gen.get_state(),
+                 "sample_gen": self.sample_gen.get_state(), "step": self.step_count}
         if isinstance(self.optimizer, torch.optim.Optimizer):
-            state["optimizer"] = self.optimizer.state_dict()
-        else:
+            state |= {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        else:  # DeepSpeed writes model + optimizer itself (partitioned under ZeRO)
             self.optimizer.save(directory)
         torch.save(state, os.path.join(directory, CHECKPOINT))
 
     def load(self, directory: str) -> None:
         state = torch.load(os.path.join(directory, CHECKPOINT), weights_only=True,
                            map_location=self.device)
-        self.model.load_state_dict(state["model"])
         self.ref.model.load_state_dict(state["ref"])
         if isinstance(self.optimizer, torch.optim.Optimizer):
+            self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
         else:
             self.optimizer.load(directory)

@@ -55,8 +55,14 @@ def pick_engines(rollout: str, update: str, has_gpu: Optional[bool] = None) -> t
     return picked[0], picked[1]
 
 
-def single_process_dist_env() -> None:
-    """Rank/world variables for one-process torch.distributed (vLLM external launcher, DeepSpeed)."""
+def init_single_process_group() -> None:
+    """A one-process torch.distributed group that vLLM (external launcher) and DeepSpeed share.
+
+    Initialised once, before either engine, as accelerate does for TRL, so neither
+    engine creates its own.
+    """
+    import torch.distributed as dist
+
     os.environ.setdefault("RANK", "0")
     os.environ.setdefault("LOCAL_RANK", "0")
     os.environ.setdefault("WORLD_SIZE", "1")
@@ -65,6 +71,8 @@ def single_process_dist_env() -> None:
         with socket.socket() as s:  # a free port, so concurrent trials never collide
             s.bind(("127.0.0.1", 0))
             os.environ["MASTER_PORT"] = str(s.getsockname()[1])
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
 
 
 class VLLMRollout:
@@ -77,8 +85,10 @@ class VLLMRollout:
 
     def __init__(self, model_dir: str, dtype: str, max_model_len: int, eos_id: int,
                  gpu_memory_utilization: float, seed: int):
+        # In-process engine: the trainer reaches its model to push weights (as TRL's colocate mode).
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         vllm = require("vllm")
-        single_process_dist_env()
+        init_single_process_group()
         self.eos_id = eos_id
         self.llm = vllm.LLM(model=model_dir, dtype=dtype, max_model_len=max_model_len,
                             gpu_memory_utilization=gpu_memory_utilization, seed=seed,
@@ -89,16 +99,21 @@ class VLLMRollout:
 
     def generate(self, prompt_ids: list[list[int]], n: int, temperature: float,
                  max_new_tokens: int, seed: int) -> list[list[int]]:
-        params = self._vllm.SamplingParams(n=n, temperature=temperature, top_p=1.0, top_k=0,
+        params = self._vllm.SamplingParams(n=n, temperature=temperature, top_p=1.0, top_k=-1,
                                            max_tokens=max_new_tokens, seed=seed,
                                            stop_token_ids=[self.eos_id], detokenize=False)
         prompts = [{"prompt_token_ids": p} for p in prompt_ids]
         outs = self.llm.generate(prompts, params, use_tqdm=False)
         return [list(c.token_ids) for o in outs for c in o.outputs]  # prompt-major, n each
 
-    def sync(self, model: torch.nn.Module) -> None:
+    def sync(self, model: torch.nn.Module, zero_stage: int = 0) -> None:
         runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
-        runner.model.load_weights(((name, p.detach()) for name, p in model.state_dict().items()))
+        if zero_stage == 3:  # parameters are partitioned: gather them for the copy
+            deepspeed = require("deepspeed")
+            with deepspeed.zero.GatheredParameters(list(model.parameters())):
+                runner.model.load_weights((n, p.detach()) for n, p in model.state_dict().items())
+        else:
+            runner.model.load_weights((n, p.detach()) for n, p in model.state_dict().items())
         self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
 
 
@@ -112,17 +127,20 @@ class DeepSpeedOptimizer:
     def __init__(self, model: torch.nn.Module, zero_stage: int, lr: float, weight_decay: float,
                  grad_clip: float, dtype: str):
         deepspeed = require("deepspeed")
-        single_process_dist_env()
+        init_single_process_group()
+        self.zero_stage = zero_stage
         ds_config = {
             "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1,
             "gradient_clipping": grad_clip, "zero_optimization": {"stage": zero_stage},
             "bf16": {"enabled": dtype == "bfloat16"}, "fp16": {"enabled": dtype == "float16"},
-            "optimizer": {"type": "AdamW", "params": {"lr": lr, "weight_decay": weight_decay}},
+            # torch's AdamW rather than DeepSpeed's fused one, which JIT-compiles a CUDA op.
+            "zero_allow_untested_optimizer": True,
             "steps_per_print": 1 << 30, "wall_clock_breakdown": False,
         }
+        params = [p for p in model.parameters() if p.requires_grad]
+        adamw = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
-            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
-            config=ds_config)
+            model=model, optimizer=adamw, model_parameters=params, config=ds_config)
 
     @property
     def param_groups(self) -> list[dict]:
