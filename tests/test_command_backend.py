@@ -349,3 +349,41 @@ def test_bad_backend_config_fails_validate_with_one_line(tmp_path, old, new, mes
         load_spec(bad, [])
     line = str(exc.value)
     assert line.startswith(f"{bad}:") and message in line and "\n" not in line, line
+
+
+OWNER = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+from trainable.trainer import build_trainer
+t = build_trainer(json.loads({cfg!r}))
+t.attach_trial({{"id": "owned", "dir": {dir!r}, "experiment": "x"}})
+t.step()
+print(json.dumps({{"sid": t._proc.pid, "watchdog": t._watchdog.pid}}), flush=True)
+time.sleep(600)
+"""
+
+
+def test_trainer_dies_with_its_owner_even_on_sigkill(tmp_path):
+    """The Ray worker that owns a trainer can die without cleanup (driver SIGKILLed, actor
+    force-killed): the watchdog then ends the trainer's whole session."""
+    import signal
+    import subprocess
+
+    cfg = json.dumps(config(total_steps=500, grace_period_s=1.0,
+                            overrides={"fake.children": 3, "fake.step_s": 0.1}))
+    owner = subprocess.Popen([sys.executable, "-c", OWNER.format(root=str(ROOT), cfg=cfg,
+                                                               dir=str(tmp_path))],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(owner.stdout.readline())
+        assert len(live_processes(pgid=info["sid"], sid=info["sid"])) >= 2
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(5)
+        assert_session_gone(info["sid"], timeout=8.0)
+        deadline = time.monotonic() + 5
+        while live_processes(pgid=info["watchdog"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert live_processes(pgid=info["watchdog"]) == []  # the watchdog left too
+    finally:
+        owner.kill()
+        owner.wait()

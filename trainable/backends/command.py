@@ -19,6 +19,7 @@ import math
 import os
 import queue
 import re
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -26,7 +27,8 @@ from typing import Any, Optional
 from trainable import metrics as M
 from trainable.backends import verl_logs
 from trainable.backends.command_config import CommandConfig, flatten
-from trainable.backends.command_proc import FileTail, OutputPump, drain, end_session, spawn
+from trainable.backends.command_proc import (FileTail, OutputPump, drain, end_session, spawn,
+                                             start_watchdog)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,7 @@ class CommandTrainer:
         self.step_count = 0
         self.trial: dict[str, Any] = {}
         self._proc = None
+        self._watchdog = None
         self._pump: Optional[OutputPump] = None
         self._lines: "queue.Queue[str]" = queue.Queue()
         self._tail_file: Optional[FileTail] = None
@@ -180,6 +183,7 @@ class CommandTrainer:
             self._proc = spawn(argv, cwd, self._env())
         except OSError as exc:
             raise TrainerExited(f"could not start the trainer {argv[0]!r}: {exc}") from None
+        self._watchdog = start_watchdog(self._proc.pid, self.config.grace_period_s)
         on_line = self._lines.put if self.config.metrics.source == "console" else None
         self._pump = OutputPump(self._proc.stdout, self.log_path, self.config.log_tail_lines,
                                 on_line)
@@ -312,3 +316,9 @@ class CommandTrainer:
             self._pump.join(timeout=5)
         if proc.stdout is not None:
             proc.stdout.close()
+        if self._watchdog is not None:  # it exits by itself once the session is empty
+            try:
+                self._watchdog.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+            self._watchdog = None

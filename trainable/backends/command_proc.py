@@ -1,5 +1,9 @@
 """Process plumbing of the `command` backend: launch in a new session, read output, end all.
 
+Run as a script (`python command_proc.py SID OWNER GRACE`) it is the trial's watchdog: it
+ends the trainer's session if the Ray worker that owns it dies first (stdlib only, so it
+starts fast and needs no import path).
+
 The trainer starts as the leader of a new session (`start_new_session=True`), so its
 process group id and session id are its pid. Ending a trial signals every process of
 that session, not only the group: a Python driver below a wrapper script may move
@@ -13,6 +17,7 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -67,27 +72,53 @@ def _signal_session(sid: int, sig: int) -> int:
     return len(pids)
 
 
-def end_session(proc: subprocess.Popen, grace_s: float) -> Optional[int]:
-    """SIGTERM every process of `proc`'s session, SIGKILL what is left after `grace_s`.
+def end_session_id(sid: int, grace_s: float, reap: Callable[[], object] = lambda: None) -> None:
+    """SIGTERM every process of session `sid`, SIGKILL what is left after `grace_s`.
+    `reap` collects the leader's exit status (our child), or it stays a zombie member."""
+    if not _signal_session(sid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        reap()
+        if not live_processes(pgid=sid, sid=sid):
+            return
+        time.sleep(0.05)
+    left = _signal_session(sid, signal.SIGKILL)
+    log.warning("trainer session %d: %d process(es) ignored SIGTERM for %.0fs; sent SIGKILL",
+                sid, left, grace_s)
 
-    Returns the main process's exit code. Safe to call when everything already exited.
-    """
-    sid = proc.pid
-    if _signal_session(sid, signal.SIGTERM):
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            proc.poll()  # reap the leader, or it stays a zombie member
-            if not live_processes(pgid=sid, sid=sid):
-                break
-            time.sleep(0.05)
-        else:
-            left = _signal_session(sid, signal.SIGKILL)
-            log.warning("trainer session %d: %d process(es) ignored SIGTERM for %.0fs; "
-                        "sent SIGKILL", sid, left, grace_s)
+
+def end_session(proc: subprocess.Popen, grace_s: float) -> Optional[int]:
+    """End `proc`'s whole session (see `end_session_id`); return the main process's exit code.
+    Safe to call when everything already exited."""
+    end_session_id(proc.pid, grace_s, proc.poll)
     try:
         return proc.wait(timeout=max(grace_s, 5.0))
     except subprocess.TimeoutExpired:
         return proc.poll()
+
+
+def _alive(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+def watch(sid: int, owner: int, grace_s: float, poll_s: float = 0.5) -> None:
+    """Until session `sid` is empty: if process `owner` (the Ray worker that launched the
+    trainer) dies without ending it — driver SIGKILLed, worker force-killed — end it."""
+    while live_processes(pgid=sid, sid=sid):
+        if not _alive(owner):
+            log.warning("owner %d of trainer session %d is gone; ending the session", owner, sid)
+            end_session_id(sid, grace_s)
+            return
+        time.sleep(poll_s)
+
+
+def start_watchdog(sid: int, grace_s: float) -> subprocess.Popen:
+    """A separate process (own session, stdlib only) running `watch` for this process."""
+    return subprocess.Popen([sys.executable, os.path.abspath(__file__), str(sid), str(os.getpid()),
+                             str(grace_s)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            start_new_session=True, close_fds=True)
 
 
 class OutputPump:
@@ -149,3 +180,8 @@ def drain(q: "queue.Queue") -> list:
             items.append(q.get_nowait())
         except queue.Empty:
             return items
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="archer-sweep watchdog: %(message)s")
+    watch(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))
