@@ -69,7 +69,7 @@ _CLOSE = ("therefore the final answer is {r} .", "thus our result is {r} .",
 
 def _filler(rng: random.Random, tok: Tokenizer, k: int) -> list[str]:
     # Zipf over the filler pool: a few common "thinking" words, a long tail.
-    weights = [1.0 / (i + 1) for i in range(len(tok.filler))]
+    weights = [1.0 / (i + 1) ** 0.8 for i in range(len(tok.filler))]
     return rng.choices(tok.filler, weights=weights, k=k)
 
 
@@ -83,7 +83,7 @@ def worked_solution(problem: Problem, rng: random.Random, tok: Tokenizer,
     parts = [rng.choice(t).format(**values) for t in (_OPEN, _MUL, _ADD, _CHECK, _CLOSE)]
     words = [w for part in parts for w in (part.split() + ["."] if part else [])][:-1]
     # Insert filler words at random places until the solution reaches its target length.
-    target = rng.randint(min_tokens, min_tokens + 16) - 2
+    target = rng.randint(min_tokens + 2, min_tokens + 20) - 2
     while len(words) < target:
         at = rng.randrange(len(words) - 2)  # keep the closing sentence intact at the end
         words[at:at] = _filler(rng, tok, min(rng.randint(1, 4), target - len(words)))

@@ -1,0 +1,91 @@
+"""One GRPO step of the tiny backend at its default settings: time, tokens/s, KV-cache speedup.
+
+    .venv/bin/python bench/step.py [--steps 5] [--threads 2] [--set actor.lr=1e-3 ...]
+
+Prints the mean step time (sampling / update), tokens per second, and the ratio of
+sampling time without and with the KV cache on the same model and prompts.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+
+import torch
+
+from trainable import build_trainer, tasks
+from trainable import metrics as M
+
+
+def parse_sets(pairs: list[str]) -> dict:
+    """`a.b=1` strings → nested dict (values parsed as int/float/bool when they look so)."""
+    config: dict = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        value: object = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                pass
+        if raw in ("true", "false"):
+            value = raw == "true"
+        node = config
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return config
+
+
+def kv_speedup(trainer, repeats: int = 1) -> tuple[float, float]:
+    """(seconds with cache, seconds without) to sample one default batch, same seed."""
+    cfg = trainer.config
+    prompts = [tasks.encode_prompt(trainer.tok, p)
+               for p in trainer.train_set[:cfg.data.train_batch_size]]
+    rows = torch.tensor([p for p in prompts for _ in range(cfg.rollout.n)])
+    trainer.model.eval()
+    times = []
+    for use_cache in (True, False):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            # eos_id=-1: never stop early, so both paths sample the same number of tokens
+            trainer.model.generate(rows, torch.ones_like(rows), cfg.data.max_response_length,
+                                   1.0, torch.Generator().manual_seed(0), -1,
+                                   trainer.tok.pad_id, use_cache=use_cache)
+        times.append((time.perf_counter() - start) / repeats)
+    return times[0], times[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="trainer.threads override")
+    parser.add_argument("--set", dest="sets", action="append", default=[])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = parse_sets(args.sets)
+    if args.threads:
+        config.setdefault("trainer", {})["threads"] = args.threads
+    trainer = build_trainer(config)  # builds the warm start first if it is not cached
+    trainer.step()  # warm-up (allocations, lazy init)
+    rows = [trainer.step() for _ in range(args.steps)]
+    mean = lambda k: statistics.mean(r[k] for r in rows)
+    cfg = trainer.config
+    print(f"tiny GRPO step at defaults ({cfg.data.train_batch_size} prompts x {cfg.rollout.n} "
+          f"samples, <= {cfg.data.max_response_length} tokens, {cfg.model.n_layer} layers "
+          f"d={cfg.model.d_model}, threads={torch.get_num_threads()}), mean of {args.steps}:")
+    print(f"  step {mean(M.TIME_STEP):.2f} s  (sampling {mean(M.TIME_GEN):.2f} s, "
+          f"update {mean(M.TIME_UPDATE):.2f} s)")
+    print(f"  throughput {mean(M.THROUGHPUT):.0f} tokens/s, mean response "
+          f"{mean(M.RESP_LEN_MEAN):.1f} tokens")
+    cached, full = kv_speedup(trainer)
+    print(f"  sampling {cfg.data.train_batch_size * cfg.rollout.n} x "
+          f"{cfg.data.max_response_length} tokens: KV cache {cached:.2f} s, recompute "
+          f"{full:.2f} s -> speedup {full / cached:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
