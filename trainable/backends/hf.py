@@ -140,7 +140,8 @@ def load_model_and_tokenizer(cfg: HFGRPOConfig):
         if not os.path.isdir(mc.path):
             raise ConfigError("model.path", f"not a local directory (no hub downloads): {mc.path!r}")
         tok = AutoTokenizer.from_pretrained(mc.path, local_files_only=True, padding_side="left")
-        model = AutoModelForCausalLM.from_pretrained(mc.path, local_files_only=True, dtype=dtype)
+        # Cast after loading: the dtype keyword is spelt differently across transformers versions.
+        model = AutoModelForCausalLM.from_pretrained(mc.path, local_files_only=True).to(dtype)
     else:
         from trainable.hf_tokenizer import build_task_tokenizer
 
