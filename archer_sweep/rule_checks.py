@@ -59,7 +59,9 @@ def check_rules(spec: Any, lines: Any, budget: Optional[int]) -> None:
 
 
 def _check_alone(rule: Any, path: tuple, lines: Any) -> None:
-    given = rule.model_fields_set
+    from archer_sweep.spec_checks import given_fields
+
+    given = given_fields(rule)
     if rule.name in RESERVED:
         raise located(lines, path + ("name",), f"{show(rule.name)} is reserved for the verdict "
                                                f"{RESERVED[rule.name]} (expected another name)")

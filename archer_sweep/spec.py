@@ -16,7 +16,7 @@ from archer_sweep.criteria import OPS, Rule
 from archer_sweep.errors import SpecError
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class TrainableSpec(_Model):

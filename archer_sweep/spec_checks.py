@@ -75,6 +75,15 @@ def _check_trainer(spec: Any, model: type[BaseModel], lines: Any) -> BaseModel:
     return validate_model(model, _base_config(spec, model, lines), lines, prefix=CONFIG)
 
 
+def given_fields(model: BaseModel) -> set[str]:
+    """Fields the user set to something other than the default (a dumped spec repeats defaults)."""
+    given = {f for f in model.model_fields_set
+             if getattr(model, f) != type(model).model_fields[f].default}
+    if getattr(model, "type", None) == "fixed" and "value" in model.model_fields_set:
+        given.add("value")  # `value: null` is a real fixed value
+    return given
+
+
 def step_budget(spec: Any, trainer: Optional[BaseModel]) -> Optional[int]:
     """Fewest steps a trial can run (trainer.total_steps; the smallest searched value)."""
     own = getattr(trainer, "steps_budget", None)  # backends whose budget lives elsewhere
@@ -113,7 +122,7 @@ def _key_exists(model: type[BaseModel], key: str) -> bool:
 def _check_space(spec: Any, model: type[BaseModel], lines: Any) -> None:
     base = _base_config(spec, model, lines)
     for key, p in spec.search.space.items():
-        problem = sp.param_problem(p, set(p.model_fields_set))
+        problem = sp.param_problem(p, given_fields(p))
         if problem:
             raise located(lines, SPACE + (key, problem[0]), problem[1])
         if not _key_exists(model, key) or key == "backend":

@@ -260,3 +260,14 @@ def test_rules_that_do_not_contradict_pass(tmp_path):
     text = edit({18: '  - {name: x, metric: actor/entropy, op: ">", value: 7, patience: 2}\n'
                      '  - {name: y, metric: actor/entropy, op: "<", value: 8}', 20: None})
     assert load_spec(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("exclude_unset", [False, True])
+def test_a_dumped_spec_loads_back(tmp_path, exclude_unset):
+    """The resolved spec.yaml of a sweep (defaults written out or not) passes load_spec again."""
+    import yaml
+
+    spec = load_spec(write(tmp_path, edit({18: '  - {name: entropy_high, metric: actor/entropy, op: ">", '
+                                               'value: 7, at_step: 9}'})))
+    again = write(tmp_path, yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=exclude_unset)), "r.yaml")
+    assert load_spec(again) == spec
