@@ -100,7 +100,7 @@ class LiveTable(Callback):
 
     def _metrics_text(self, row: Mapping) -> str:
         cells = " ".join(f"{label}={_fmt(row.get(label))}" for label, _ in COLUMNS)
-        return f"step {row.get('step')}: {cells}"
+        return f"step {_fmt(row.get('step'))}: {cells}"
 
     def _emit(self, trial, text: str) -> None:
         if self.console.is_terminal:

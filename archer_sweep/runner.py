@@ -80,7 +80,7 @@ class SweepLock:
 
 
 def write_spec(spec, sweep_dir: Path) -> None:
-    data = spec.model_dump(mode="json")
+    data = spec.model_dump(mode="json", exclude_unset=True)  # loads back through load_spec
     (sweep_dir / SPEC_FILE).write_text(
         "# resolved spec of this sweep (written by archer-sweep run)\n"
         + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -95,7 +95,9 @@ def configure_env(spec) -> dict[str, str]:
                         "environment (expected the key there, never in the spec)")
     env = {"WANDB_MODE": mode, "WANDB_SILENT": "true", "RAY_CHDIR_TO_TRIAL_DIR": "0",
            # small trials checkpoint often by design; Tune's sync warning is noise here
-           "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+           "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+           # Tune's legacy reporter honours verbose=0; the live table replaces its output
+           "RAY_AIR_NEW_OUTPUT": "0"}
     os.environ.update(env)
     # Custom backends (`package.module:Class`) import on workers like on the driver.
     path = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]

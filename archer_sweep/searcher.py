@@ -30,6 +30,7 @@ from ray.tune.search.optuna import OptunaSearch
 from archer_sweep.verdicts import VerdictStore
 
 log = logging.getLogger(__name__)
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live table reports trials
 
 VERDICT_ATTR = "archer_verdict"
 CONSTRAINT_ATTR = "archer_constraint"

@@ -71,8 +71,13 @@ def custom_backend_entry(path: str) -> BackendEntry:
     Its config model is the class attribute `config_model` (a pydantic model whose
     fields include `backend`), else the permissive `CustomBackendConfig`.
     """
+    import os
+    import sys
+
     from trainable.config import ConfigError
 
+    if os.getcwd() not in sys.path:  # like `python -m`: the working directory's packages
+        sys.path.append(os.getcwd())
     try:
         cls = load_object(path)
     except (ImportError, AttributeError, ValueError) as exc:
