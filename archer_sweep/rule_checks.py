@@ -90,18 +90,22 @@ def _check_alone(rule: Any, path: tuple, lines: Any) -> None:
 def _check_budget(rule: Any, path: tuple, lines: Any, budget: int) -> None:
     if rule.at_step is not None and rule.at_step > budget:
         raise located(lines, path + ("at_step",), f"{rule.at_step} is beyond the step budget of "
-                                                  f"{budget} steps (expected at most {budget})")
+                                                  f"{_steps(budget)} (expected at most {budget})")
     if rule.verdict != "bad" or rule.at_step is not None:
         return
     if rule.after_step >= budget:
         raise located(lines, path + ("after_step",), f"{rule.after_step} leaves no step of the "
-                                                     f"{budget}-step budget to check (expected less "
-                                                     f"than {budget})")
+                                                     f"budget of {_steps(budget)} to check (expected "
+                                                     f"less than {budget})")
     left = budget - rule.after_step
     if rule.patience > left:
         raise located(lines, path + ("patience",), f"{rule.patience} reports in a row cannot happen "
                                                    f"in the {left} steps after step {rule.after_step} "
                                                    f"(expected at most {left})")
+
+
+def _steps(n: int) -> str:
+    return f"{n} step" if n == 1 else f"{n} steps"
 
 
 def _judge_step(rule: Any, budget: Optional[int]) -> Optional[int]:

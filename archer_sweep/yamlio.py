@@ -186,6 +186,10 @@ class _Builder:
                 raise self._fail(key_node, "a key must be a plain value (expected a name)")
             key = self.loader.construct_object(key_node)
             line = key_node.start_mark.line + 1
+            if not isinstance(key, str):  # `1:`, `null:`, `yes:` are numbers/null/bools in YAML
+                where = ".".join(str(p) for p in path + (key_node.value,))
+                raise self._fail(key_node, f"{where}: key {key_node.value!r} is not a name "
+                                           f"(expected a string key; quote it as \"{key_node.value}\")")
             if not merged:
                 if key in explicit:
                     where = ".".join(str(p) for p in path + (key,))

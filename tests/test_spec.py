@@ -114,7 +114,7 @@ CASES = [
                  "s.yaml:20: criteria[2]: good rule 'entropy_band' can never hold: every value it accepts fires bad rule 'entropy_high' (expected ranges that do not contradict)",
                  id='good_vs_bad'),
     pytest.param({18: '  - {name: entropy_high, metric: actor/entropy, op: ">", value: 7, after_step: 60}'}, (),
-                 's.yaml:18: criteria[0].after_step: 60 leaves no step of the 60-step budget to check (expected less than 60)',
+                 's.yaml:18: criteria[0].after_step: 60 leaves no step of the budget of 60 steps to check (expected less than 60)',
                  id='after_step_beyond'),
     pytest.param({1: None}, (),
                  's.yaml:1: name: missing (expected `name`: Sweep name: the results subdirectory and W&B group)',
