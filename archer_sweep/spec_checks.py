@@ -31,6 +31,7 @@ def check_spec(spec: Any, data: dict, lines: Any) -> None:
     _check_space(spec, model, lines)
     _check_points(spec, lines)
     check_rules(spec, lines, step_budget(spec, trainer))
+    _check_scheduler(spec, lines, step_budget(spec, trainer))
     _check_metrics(spec, trainer, lines)
     _check_trainer_gpus(spec, trainer, lines)
     _check_resources(spec, lines)
@@ -174,6 +175,14 @@ def _describe(p: Any) -> str:
         return "one of " + ", ".join(show(v) for v in p.values)
     kind = "an integer" if p.type == "int" else "a number"
     return f"{kind} in [{p.low:g}, {p.high:g}]"
+
+
+def _check_scheduler(spec: Any, lines: Any, budget: Optional[int]) -> None:
+    asha = spec.scheduler.asha
+    if asha is not None and budget is not None and asha.grace_period >= budget:
+        raise located(lines, ("scheduler", "asha", "grace_period"),
+                      f"{asha.grace_period} leaves ASHA no step of the budget of {budget} steps "
+                      f"(expected less than {budget})")
 
 
 def _check_metrics(spec: Any, trainer: BaseModel, lines: Any) -> None:

@@ -271,3 +271,11 @@ def test_a_dumped_spec_loads_back(tmp_path, exclude_unset):
                                                'value: 7, at_step: 9}'})))
     again = write(tmp_path, yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=exclude_unset)), "r.yaml")
     assert load_spec(again) == spec
+
+
+def test_asha_grace_period_inside_the_budget(tmp_path):
+    with pytest.raises(SpecError) as exc:
+        load_spec(write(tmp_path, edit({22: "storage: {path: results}\nscheduler: {asha: {grace_period: 60}}"})))
+    assert str(exc.value).split(": ", 1)[1] == ("scheduler.asha.grace_period: 60 leaves ASHA no step of the "
+                                                "budget of 60 steps (expected less than 60)")
+    assert load_spec(write(tmp_path, edit({22: "scheduler: {asha: {grace_period: 10}}"}))).scheduler.asha
