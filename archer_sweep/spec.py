@@ -36,7 +36,7 @@ class ParamSpec(_Model):
     step: Optional[float] = Field(None, allow_inf_nan=False)
     """Grid step (int, uniform)."""
     log: bool = False
-    """Log scale (int)."""
+    """Log scale (int, uniform); loguniform is uniform with log."""
     values: Optional[list[Any]] = None
     """Candidates (choice)."""
     value: Any = None
@@ -62,6 +62,7 @@ class SearchSpec(_Model):
     max_concurrent: int = Field(2, ge=1, le=10_000)
     """Trials running at once."""
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    """Optuna sampler that proposes each trial's parameters."""
     space: dict[str, ParamSpec] = Field(default_factory=dict)
     """Dotted trainable-config key -> distribution."""
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)
@@ -134,6 +135,7 @@ class WandbSpec(_Model):
 
 class TrackingSpec(_Model):
     wandb: WandbSpec = Field(default_factory=WandbSpec)
+    """Weights & Biases logging of every trial (through Ray's WandbLoggerCallback)."""
 
 
 class RaySpec(_Model):
@@ -163,16 +165,25 @@ class SweepSpec(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     """Sweep name: the results subdirectory and W&B group."""
     trainable: TrainableSpec = Field(default_factory=TrainableSpec)
+    """What each trial trains: the backend and its nested config."""
     search: SearchSpec = Field(default_factory=SearchSpec)
+    """Objective, budget and search space."""
     criteria: list[RuleSpec] = Field(default_factory=list)
     """Monitoring rules: bad rules stop trials, good rules decide healthy at the end."""
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    """Early stopping on the objective besides the rules (optional ASHA)."""
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    """What one trial reserves; with max_concurrent it must fit the local Ray."""
     storage: StorageSpec = Field(default_factory=StorageSpec)
+    """Where results and the Optuna study live."""
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    """Experiment tracking."""
     ray: RaySpec = Field(default_factory=RaySpec)
+    """Local embedded Ray or an existing cluster."""
     failure: FailureSpec = Field(default_factory=FailureSpec)
+    """Retries and per-step timeout."""
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    """Trial checkpoints (for resume and Ray's fault tolerance)."""
 
     def rules(self) -> list[Rule]:
         return [r.to_rule() for r in self.criteria]

@@ -279,3 +279,13 @@ def test_asha_grace_period_inside_the_budget(tmp_path):
     assert str(exc.value).split(": ", 1)[1] == ("scheduler.asha.grace_period: 60 leaves ASHA no step of the "
                                                 "budget of 60 steps (expected less than 60)")
     assert load_spec(write(tmp_path, edit({22: "scheduler: {asha: {grace_period: 10}}"}))).scheduler.asha
+
+
+def test_reference_documents_every_field():
+    from archer_sweep.spec_doc import reference_markdown, rows
+
+    table = list(rows())
+    assert all(meaning for _, _, _, meaning in table), [k for k, _, _, m in table if not m]
+    keys = [k for k, _, _, _ in table]
+    assert {"search.space.<key>.low", "criteria[].at_step", "ray.num_gpus", "trainable.config"} <= set(keys)
+    assert "| `search.num_samples` | int | `8` | Trials in the sweep" in reference_markdown()
