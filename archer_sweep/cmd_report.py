@@ -1,0 +1,74 @@
+"""`archer-sweep report DIR [-o OUT]`: report.md in the seed's style plus PNG plots."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from archer_sweep import plots
+from archer_sweep.analysis import Sweep, load_sweep
+from archer_sweep.report import render
+
+log = logging.getLogger(__name__)
+
+
+def _next_rows(sweep: Sweep) -> tuple[list[list], list[dict], str]:
+    """Rows of the next-change table (first proposal) and all proposals for the plot."""
+    if sweep.spec is None or not sweep.spec.search.space:
+        return [], [], ""
+    from archer_sweep.cmd_next import make_proposals
+    from archer_sweep.nextver import describe_near, rationale, reference
+    from archer_sweep.tables import short_param
+    past, space, props = make_proposals(sweep, count=2)
+    ref = reference(past, sweep.mode)
+    why = rationale(props[0], ref, space)
+    rows = [[f"`{short_param(k)}`", ref.params.get(k) if ref else None, props[0].params[k], why[k]]
+            for k in space]
+    note = (f"Current = `{ref.run_id}` ({ref.verdict}). " if ref else "") + (
+        f"Nearest past runs: {describe_near(props[0])}. ") + (
+        f"Run `archer-sweep next {sweep.directory}` to write the runnable spec "
+        f"({len(props)} proposals, e.g. the second: "
+        + ", ".join(f"{short_param(k)}={v:.3g}" for k, v in props[-1].params.items()) + ").")
+    return rows, [p.params for p in props], note
+
+
+def study_for_importance(sweep: Sweep):
+    """The stored study (read only) when it exists, for optuna.importance."""
+    db = sweep.directory / "study.db"
+    if not db.exists():
+        return None
+    import optuna
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db.resolve()}", skip_compatibility_check=True)
+    names = [s.study_name for s in storage.get_all_studies()]
+    return optuna.load_study(study_name=names[0], storage=storage) if names else None
+
+
+def write_report(sweep: Sweep, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    rules = sweep.rules
+    figs: dict[str, str] = {}
+    for m, p in plots.key_metric_plots(sweep.runs, rules, out).items():
+        figs[f"{m} over steps"] = p.name
+    rows, proposals, note = _next_rows(sweep)
+    bounds = ({k: (p.low, p.high) for k, p in sweep.spec.search.space.items()
+               if p.low is not None and p.high is not None and p.low > 0} if sweep.spec else None)
+    p = plots.space_plot(sweep.runs, sweep.space_keys, out / "param_space.png", proposals, bounds)
+    if p:
+        figs["parameter space by verdict"] = p.name
+    study = study_for_importance(sweep)
+    if study is not None:
+        p = plots.importance_plot(study, out / "importance.png")
+        if p:
+            figs["parameter importance"] = p.name
+    path = out / "report.md"
+    path.write_text(render(sweep, figs, rows, note))
+    return path
+
+
+def main(directory: Path, out: Optional[Path] = None) -> int:
+    sweep = load_sweep(directory)
+    path = write_report(sweep, Path(out) if out is not None else sweep.directory / "report")
+    typer.echo(f"wrote {path}")
+    return 0
