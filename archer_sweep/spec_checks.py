@@ -17,9 +17,8 @@ from typing import Any, Optional
 from pydantic import BaseModel, ValidationError
 
 from archer_sweep import space as sp
-from archer_sweep.errors import SpecError
 from archer_sweep.rule_checks import check_rules
-from archer_sweep.spec_errors import did_you_mean, error_loc, located, message_for, render, show, validate_model
+from archer_sweep.spec_errors import did_you_mean, error_loc, located, message_for, show, validate_model
 
 CONFIG = ("trainable", "config")
 SPACE = ("search", "space")
@@ -248,4 +247,4 @@ def _check_resources(spec: Any, lines: Any) -> None:
                       f"{conc} trials at once need {what} (expected at most {slots})")
 
 
-__all__ = ["check_spec", "step_budget", "config_keys", "local_gpus", "SpecError", "render"]
+__all__ = ["check_spec", "step_budget", "config_keys", "local_gpus", "given_fields"]
