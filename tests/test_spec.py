@@ -1,6 +1,9 @@
 """Every rejected input of the spec: the exact one-line message (FILE:LINE: key: problem (expected …))."""
 import pytest
 
+from typer.testing import CliRunner
+
+from archer_sweep.cli import app
 from archer_sweep.spec import SpecError, load_spec
 from tests.spec_helpers import edit, write
 
@@ -130,6 +133,10 @@ def test_rejected_with_exact_message(tmp_path, monkeypatch, changes, overrides, 
         load_spec("s.yaml", overrides)
     assert str(exc.value) == expected
     assert "\n" not in str(exc.value)
+    # the CLI prints the same line and exits 2
+    args = ["validate", "s.yaml"] + [a for o in overrides for a in ("--set", o)]
+    res = CliRunner().invoke(app, args)
+    assert (res.exit_code, res.stdout, res.stderr) == (2, "", f"error: {expected}\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # nothing written
 
 
