@@ -358,7 +358,7 @@ from trainable.trainer import build_trainer
 t = build_trainer(json.loads({cfg!r}))
 t.attach_trial({{"id": "owned", "dir": {dir!r}, "experiment": "x"}})
 t.step()
-print(json.dumps({{"sid": t._proc.pid, "watchdog": t._watchdog.pid}}), flush=True)
+print(json.dumps({{"sid": t._proc.pid, "watchdog": t._watchdog_pid}}), flush=True)
 time.sleep(600)
 """
 
@@ -387,3 +387,84 @@ def test_trainer_dies_with_its_owner_even_on_sigkill(tmp_path):
     finally:
         owner.kill()
         owner.wait()
+
+
+# ---- end to end through `archer-sweep run` / `resume` ---------------------------------------
+def cli_spec(tmp_path, step_s: float, total: int, num_samples: int = 3) -> Path:
+    import yaml
+
+    spec = {
+        "name": "cmd-e2e",
+        "trainable": {"backend": "command", "config": {
+            "argv": FAKE, "total_steps": total, "grace_period_s": 1.0,
+            "algorithm": {"entropy_coeff": 0.001, "kl_loss_coef": 0.01},
+            "overrides": {"fake.step_s": step_s, "fake.children": 2, "fake.record": True,
+                          "trainer.save_freq": 2}}},
+        "search": {"num_samples": num_samples, "max_concurrent": 2,
+                   "sampler": {"type": "random", "seed": 0},
+                   "space": {"algorithm.entropy_coeff": {"type": "choice",
+                                                         "values": [0.03, 0.001]}},
+                   "points_to_evaluate": [{"algorithm.entropy_coeff": 0.03},
+                                          {"algorithm.entropy_coeff": 0.001}]},
+        "criteria": [{"name": "entropy_high", "metric": M.ENTROPY, "op": ">", "value": 7,
+                      "after_step": 3}],
+        "resources": {"cpu": 1, "gpu": 0},
+        "storage": {"path": str(tmp_path / "results")},
+        "tracking": {"wandb": {"mode": "disabled"}},
+        "checkpoint": {"frequency": 2},
+        "ray": {"num_cpus": 2},
+    }
+    path = tmp_path / "cmd-e2e.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def cli(*args, **kw):
+    import subprocess
+
+    env = {**os.environ, "WANDB_API_KEY": SECRET}
+    return subprocess.Popen([sys.executable, "-m", "archer_sweep.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def trainer_records(sweep_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sweep_dir.rglob("fake_record.json")]
+
+
+@pytest.mark.slow
+def test_run_sigkill_resume_stops_bad_trial_and_leaves_no_trainer_process(tmp_path):
+    """`archer-sweep run`, SIGKILL of the driver mid-run, `archer-sweep resume`: the bad
+    trial is stopped by its rule, the good one is healthy, and no trainer survives."""
+    import signal
+
+    spec = cli_spec(tmp_path, step_s=0.4, total=8, num_samples=2)
+    sweep_dir = tmp_path / "results" / "cmd-e2e"
+    proc = cli("run", str(spec), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(
+                "step:2 " in p.read_text(errors="replace") for p in sweep_dir.rglob("trainer.log")):
+            time.sleep(0.2)
+        records = trainer_records(sweep_dir)
+        assert records, "no trainer started"
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything in its group
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    for rec in records:  # the trainers ran in their own sessions: the watchdogs ended them
+        assert_session_gone(rec["sid"], timeout=30.0)
+    resumed = cli("resume", str(sweep_dir))
+    out, _ = resumed.communicate(timeout=240)
+    assert resumed.returncode == 0, out
+    for rec in trainer_records(sweep_dir):
+        assert_session_gone(rec["sid"])
+    rows = [json.loads(x) for x in (sweep_dir / "verdicts.jsonl").read_text().splitlines()]
+    assert len({r["trial_id"] for r in rows}) == len(rows) == 2
+    by_coeff = {r["params"]["algorithm.entropy_coeff"]: r for r in rows}
+    assert by_coeff[0.03]["verdict"] == "stopped:entropy_high" and by_coeff[0.03]["step"] < 8
+    assert by_coeff[0.001]["verdict"] == "healthy"
+    for path in sweep_dir.rglob("*"):  # the key reached the trainers, never a file
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert all(rec["has_wandb_key"] for rec in trainer_records(sweep_dir))

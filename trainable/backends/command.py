@@ -19,7 +19,6 @@ import math
 import os
 import queue
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -27,8 +26,8 @@ from typing import Any, Optional
 from trainable import metrics as M
 from trainable.backends import verl_logs
 from trainable.backends.command_config import CommandConfig, flatten
-from trainable.backends.command_proc import (FileTail, OutputPump, drain, end_session, spawn,
-                                             start_watchdog)
+from trainable.backends.command_proc import (FileTail, OutputPump, drain, end_session,
+                                             live_processes, spawn, start_watchdog)
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class CommandTrainer:
         self.step_count = 0
         self.trial: dict[str, Any] = {}
         self._proc = None
-        self._watchdog = None
+        self._watchdog_pid = 0
         self._pump: Optional[OutputPump] = None
         self._lines: "queue.Queue[str]" = queue.Queue()
         self._tail_file: Optional[FileTail] = None
@@ -183,7 +182,7 @@ class CommandTrainer:
             self._proc = spawn(argv, cwd, self._env())
         except OSError as exc:
             raise TrainerExited(f"could not start the trainer {argv[0]!r}: {exc}") from None
-        self._watchdog = start_watchdog(self._proc.pid, self.config.grace_period_s)
+        self._watchdog_pid = start_watchdog(self._proc.pid, self.config.grace_period_s)
         on_line = self._lines.put if self.config.metrics.source == "console" else None
         self._pump = OutputPump(self._proc.stdout, self.log_path, self.config.log_tail_lines,
                                 on_line)
@@ -316,9 +315,8 @@ class CommandTrainer:
             self._pump.join(timeout=5)
         if proc.stdout is not None:
             proc.stdout.close()
-        if self._watchdog is not None:  # it exits by itself once the session is empty
-            try:
-                self._watchdog.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._watchdog.kill()
-            self._watchdog = None
+        if self._watchdog_pid:  # it exits by itself once the session is empty
+            deadline = time.monotonic() + 5
+            while live_processes(pgid=self._watchdog_pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self._watchdog_pid = 0

@@ -114,11 +114,19 @@ def watch(sid: int, owner: int, grace_s: float, poll_s: float = 0.5) -> None:
         time.sleep(poll_s)
 
 
-def start_watchdog(sid: int, grace_s: float) -> subprocess.Popen:
-    """A separate process (own session, stdlib only) running `watch` for this process."""
-    return subprocess.Popen([sys.executable, os.path.abspath(__file__), str(sid), str(os.getpid()),
-                             str(grace_s)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            start_new_session=True, close_fds=True)
+def start_watchdog(sid: int, grace_s: float) -> int:
+    """Start `watch` for this process as a detached grandchild; return its pid.
+
+    Detached because Ray kills a worker's direct children when the worker dies; a process
+    reparented to init (own session) survives to end the trainer's session.
+    """
+    starter = subprocess.Popen([sys.executable, os.path.abspath(__file__), str(sid),
+                                str(os.getpid()), str(grace_s)], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, start_new_session=True, close_fds=True)
+    pid = int(starter.stdout.readline() or 0)
+    starter.stdout.close()
+    starter.wait()
+    return pid
 
 
 class OutputPump:
@@ -183,5 +191,10 @@ def drain(q: "queue.Queue") -> list:
 
 
 if __name__ == "__main__":
+    if os.fork() > 0:  # the starter exits at once; the watchdog is reparented
+        os._exit(0)
+    print(os.getpid(), flush=True)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
     logging.basicConfig(level=logging.WARNING, format="archer-sweep watchdog: %(message)s")
     watch(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))
