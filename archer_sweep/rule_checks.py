@@ -81,7 +81,7 @@ def _check_alone(rule: Any, path: tuple, lines: Any) -> None:
         raise located(lines, path + ("after_step",), "given with at_step (expected one of at_step "
                                                      "or after_step)")
     if rule.verdict == "good":
-        for name in ("after_step", "patience"):
+        for name in ("after_step", "patience", "on_nan"):  # a good rule judges one report
             if name in given:
                 raise located(lines, path + (name,), "applies only to bad rules (expected at_step "
                                                      "for a good rule, or verdict: bad)")

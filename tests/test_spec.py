@@ -245,6 +245,8 @@ def test_max_concurrent_counts_gpus(tmp_path):
      "criteria[0].after_step: given with at_step (expected one of at_step or after_step)"),
     ({20: '  - {name: entropy_band, metric: actor/entropy, between: [3, 6], patience: 2, verdict: good}'},
      "criteria[2].patience: applies only to bad rules (expected at_step for a good rule, or verdict: bad)"),
+    ({20: '  - {name: entropy_band, metric: actor/entropy, between: [3, 6], on_nan: skip, verdict: good}'},
+     "criteria[2].on_nan: applies only to bad rules (expected at_step for a good rule, or verdict: bad)"),
     ({18: '  - {name: x, metric: actor/entropy, op: ">", value: 7, after_step: 58, patience: 3}'},
      "criteria[0].patience: 3 reports in a row cannot happen in the 2 steps after step 58 (expected at most 2)"),
     ({18: '  - {name: x, metric: actor/entropy, op: ">", value: 7.5}\n  - {name: y, metric: actor/entropy, op: "<=", value: 7.5}'},
