@@ -34,15 +34,31 @@ def _next_rows(sweep: Sweep) -> tuple[list[list], list[dict], str]:
     return rows, [p.params for p in props], note
 
 
-def study_for_importance(sweep: Sweep):
-    """The stored study (read only) when it exists, for optuna.importance."""
-    db = sweep.directory / "study.db"
-    if not db.exists():
-        return None
+def importance_study(sweep: Sweep):
+    """In-memory study of every trial with an objective value (its last; a stopped trial
+    counts at its stop), for optuna.importance: stops are the common outcome here, and
+    Optuna's importance reads COMPLETE trials only. The stored study is not touched."""
     import optuna
-    storage = optuna.storages.RDBStorage(f"sqlite:///{db.resolve()}", skip_compatibility_check=True)
-    names = [s.study_name for s in storage.get_all_studies()]
-    return optuna.load_study(study_name=names[0], storage=storage) if names else None
+    from archer_sweep.backtest import objective_value
+    from archer_sweep.space import to_optuna_space
+    if sweep.spec is None:
+        return None
+    space = to_optuna_space(sweep.spec)
+    trials = []
+    for r in sweep.runs:
+        v = objective_value(r, sweep.objective, "last", sweep.mode)
+        if v is None or any(k not in r.params for k in space):
+            continue
+        trials.append(optuna.trial.create_trial(params={k: r.params[k] for k in space},
+                                                distributions=dict(space), value=v))
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(direction="maximize" if sweep.mode == "max" else "minimize")
+    finally:
+        optuna.logging.set_verbosity(level)
+    study.add_trials(trials)
+    return study
 
 
 def write_report(sweep: Sweep, out: Path) -> Path:
@@ -57,7 +73,7 @@ def write_report(sweep: Sweep, out: Path) -> Path:
     p = plots.space_plot(sweep.runs, sweep.space_keys, out / "param_space.png", proposals, bounds)
     if p:
         figs["parameter space by verdict"] = p.name
-    study = study_for_importance(sweep)
+    study = importance_study(sweep)
     if study is not None:
         p = plots.importance_plot(study, out / "importance.png")
         if p:

@@ -145,8 +145,8 @@ def importance_plot(study, out: Path, min_trials: int = 6) -> Optional[Path]:
     fig, ax = plt.subplots(figsize=(6, 0.6 * len(imp) + 1.5))
     names = list(imp)[::-1]
     ax.barh([short_param(n) for n in names], [imp[n] for n in names], color="tab:blue")
-    ax.set_xlabel("importance (optuna.importance, objective of COMPLETE trials)")
-    ax.set_title(f"Parameter importance ({len(done)} finished trials)")
+    ax.set_xlabel("importance for the objective (optuna.importance, fANOVA)")
+    ax.set_title(f"Parameter importance ({len(done)} trials, last objective value)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

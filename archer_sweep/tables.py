@@ -47,10 +47,5 @@ def read_spec(path: Path | str, overrides: Optional[list[str]] = None):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such spec file")
-    try:
-        from archer_sweep.spec import load_spec
-    except ImportError:  # TEMP until spec loading lands
-        import yaml
-        from archer_sweep.spec import SweepSpec
-        return SweepSpec.model_validate(yaml.safe_load(path.read_text()))
+    from archer_sweep.spec import load_spec
     return load_spec(path, overrides or [])

@@ -105,3 +105,18 @@ def test_report_on_a_sweep_the_engine_ran(tmp_path):
             assert f"`{tid}` " not in diag
     for png in ["actor_entropy.png", "critic_score_mean.png", "param_space.png"]:
         assert (tmp_path / "r" / png).read_bytes()[:8] == PNG
+
+
+def test_importance_plot_needs_six_trials_with_an_objective(tmp_path):
+    from archer_sweep.analysis import Sweep
+    from archer_sweep.cmd_report import importance_study
+    from archer_sweep.history import Run
+    from archer_sweep.plots import importance_plot
+    spec = load_sweep(handmade_sweep(tmp_path)).spec
+    runs = [Run(f"r{i}", {"algorithm.entropy_coeff": ec, "algorithm.kl_loss_coef": kl},
+                [{M.STEP: 1, M.SCORE_MEAN: 0.1}, {M.STEP: 2, M.SCORE_MEAN: 1 - 20 * ec}])
+            for i, (ec, kl) in enumerate([(0.001, 0.01), (0.002, 0.05), (0.004, 0.002),
+                                          (0.008, 0.02), (0.016, 0.004), (0.03, 0.08)])]
+    assert importance_plot(importance_study(Sweep(tmp_path, "s", spec, runs[:5])), tmp_path / "a.png") is None
+    out = importance_plot(importance_study(Sweep(tmp_path, "s", spec, runs)), tmp_path / "b.png")
+    assert out is not None and out.read_bytes()[:8] == PNG
