@@ -82,8 +82,11 @@ def read_text(path: os.PathLike | str) -> str:
         if size > MAX_BYTES:
             raise SpecError(name, 1, f"file is {size} bytes (expected at most {MAX_BYTES} bytes "
                                      "for a sweep spec)")
-        with open(path, "rb") as fh:
+        with open(path, "rb") as fh:  # a pipe has no size: the read itself is capped
             raw = fh.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise SpecError(name, 1, f"file is more than {MAX_BYTES} bytes (expected at most "
+                                     f"{MAX_BYTES} bytes for a sweep spec)")
     except FileNotFoundError:
         raise SpecError(name, 1, "no such file (expected a sweep spec YAML file)") from None
     except PermissionError:

@@ -94,3 +94,12 @@ def test_set_values_never_reach_a_shell(tmp_path, monkeypatch):
     assert res.exit_code == 2
     assert res.stderr.startswith("error: --set:1: name: '$(touch pwned)' is not a valid name")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_endless_pipe_is_cut_at_the_size_limit(tmp_path):
+    """A spec read from a pipe (no size to stat) is capped by the read itself."""
+    out = subprocess.run([sys.executable, "-m", "archer_sweep.cli", "validate", "/dev/stdin"], cwd=tmp_path,
+                         input=b"name: x\n" + b"#" * 3_000_000, capture_output=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.decode() == ("error: /dev/stdin:1: file is more than 1000000 bytes (expected at most "
+                                   "1000000 bytes for a sweep spec)\n")
