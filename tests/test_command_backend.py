@@ -138,6 +138,8 @@ def test_console_metrics_with_noise_are_parsed_and_mapped(tmp_path):
     assert "trainer.experiment_name=sweepA-t00001" in rec["argv"]
     assert_session_gone(rec["sid"])
     assert "training finished" in (tmp_path / "t00001" / "trainer.log").read_text()
+    ran = json.loads((tmp_path / "t00001" / "trainer_argv.json").read_text())
+    assert ran["argv"] == FAKE + rec["argv"]  # exactly what the trainer received
 
 
 def test_jsonl_source_has_full_precision_and_lookahead_without_total_steps(tmp_path):

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "command_state.json"
 LOG_FILE = "trainer.log"
+ARGV_FILE = "trainer_argv.json"
 _UNQUOTED = re.compile(r"^[A-Za-z_/][A-Za-z0-9_\-+./@%*?|:]*$")
 _NOT_A_STRING = re.compile(r"^(?i:[-+]?(\d[\d_]*\.?\d*(e[-+]?\d+)?|inf|nan)|true|false|null)$")
 # Variables a Ray worker sets for itself; a trainer starting its own Ray must not inherit them.
@@ -178,6 +179,8 @@ class CommandTrainer:
         cwd = str(Path(_origin_dir(), self.config.cwd or "."))
         argv = self.argv()
         log.info("launching trainer for trial %s: %s (cwd %s)", self.trial_id, argv, cwd)
+        # What ran, for reproduction (argv and cwd only: secrets live in the environment).
+        (self.trial_dir / ARGV_FILE).write_text(json.dumps({"argv": argv, "cwd": cwd}, indent=1))
         try:
             self._proc = spawn(argv, cwd, self._env())
         except OSError as exc:
