@@ -108,10 +108,23 @@ def last_value(run: Run, metric: str) -> Optional[float]:
     return ys[-1] if ys else None
 
 
-def best_value(run: Run, metric: str, way: Optional[str]) -> Optional[float]:
+def band(metric: str, rules: Sequence[Rule]) -> Optional[tuple[float, float]]:
+    """The good `between` band of a metric, if a good rule gives one."""
+    return next((r.between for r in rules if r.metric == metric and r.verdict == "good"
+                 and r.between is not None), None)
+
+
+def best_value(run: Run, metric: str, way: Optional[str],
+               good_band: Optional[tuple[float, float]] = None) -> Optional[float]:
+    """Best value in direction `way`; for a two-sided metric, the one nearest its good band's centre."""
     ys = [y for y in run.series(metric)[1] if math.isfinite(y)]
-    if not ys or way is None:
+    if not ys:
         return None
+    if way is None:
+        if good_band is None:
+            return None
+        mid = (good_band[0] + good_band[1]) / 2
+        return min(ys, key=lambda y: abs(y - mid))
     return max(ys) if way == "max" else min(ys)
 
 
@@ -190,7 +203,7 @@ def summarize(sweep: Sweep) -> list[TrialSummary]:
             v.get("rule"), v.get("step") if r.verdict_name.startswith(("stopped", "unhealthy")) else None,
             v.get("metric"), _float(v.get("value")), r.last_step,
             {m: last_value(r, m) for m in M.KEY_METRICS},
-            {m: best_value(r, m, ways[m]) for m in M.KEY_METRICS}))
+            {m: best_value(r, m, ways[m], band(m, sweep.rules)) for m in M.KEY_METRICS}))
     return out
 
 

@@ -97,18 +97,26 @@ def _metrics(d: dict) -> dict[str, float]:
     return out
 
 
-def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) per non-empty line; a bad line is a UserError naming it."""
+def _json_lines(path: Path, torn_tail_ok: bool = False) -> Iterator[tuple[int, dict]]:
+    """(line number, object) per non-empty line; a bad line is a UserError naming it.
+
+    `torn_tail_ok`: files the engine appends to (result.json, verdicts.jsonl) may end in a
+    line cut by a crash; that last line is skipped with a warning.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read ({exc})") from exc
-    for no, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    for no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
+            if torn_tail_ok and no == len(lines) and not text.endswith("\n"):
+                log.warning("%s:%d: torn last line skipped (interrupted write)", path, no)
+                return
             raise UserError(f"{path}:{no}: not a JSON line ({exc.msg})") from exc
         if not isinstance(obj, dict):
             raise UserError(f"{path}:{no}: expected a JSON object, got {type(obj).__name__}")
@@ -241,7 +249,7 @@ def read_verdicts(root: Path) -> dict[str, dict]:
     path = root / VERDICTS_FILE
     out: dict[str, dict] = {}
     if path.exists():
-        for no, obj in _json_lines(path):
+        for no, obj in _json_lines(path, torn_tail_ok=True):
             if "trial_id" not in obj:
                 raise UserError(f"{path}:{no}: verdict line lacks 'trial_id'")
             out[str(obj["trial_id"])] = obj
@@ -271,7 +279,7 @@ def read_results_dir(root: Path) -> list[Run]:
     for trial in _trial_dirs(root):
         path = trial / "result.json"
         tid, steps = trial.name, []
-        for no, obj in _json_lines(path):
+        for no, obj in _json_lines(path, torn_tail_ok=True):
             tid = str(obj.get("trial_id", tid))
             key = M.STEP if M.STEP in obj else "training_iteration"
             rep = {k: v for k, v in _metrics(obj).items() if "/" in k or k == M.STEP}

@@ -24,6 +24,9 @@ CHUNK = struct.Struct("<IHB")
 BLOCK = 32768
 IDENT, MAGIC = b":W&B", 0xBEE1
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+#: Run metadata Ray's WandbLoggerCallback adds to the W&B config; not trial parameters.
+RAY_META = frozenset({"trial_log_path", "trial_id", "date", "pid", "hostname", "node_ip",
+                      "experiment_tag", "backend"})
 
 
 def _payloads(path: Path) -> Iterator[bytes]:
@@ -92,4 +95,5 @@ def read_wandb_run(path: Path) -> Run:
                              | {M.STEP: int(step)})
     params = flatten(config.get("config", config) if isinstance(config.get("config"), dict)
                      else config)
+    params = {k: v for k, v in params.items() if k not in RAY_META}
     return finalize(Run(run_id, params, steps, None, str(path)))

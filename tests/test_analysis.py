@@ -40,6 +40,7 @@ def test_analyze_handmade_rows_match_verdicts(tmp_path):
     assert rows["t_ok"].status == "finished" and rows["t_ok"].stop_step is None
     assert rows["t_ok"].last[M.SCORE_MEAN] == 0.5 and rows["t_ok"].best[M.SCORE_MEAN] == 0.5
     assert rows["t_high"].best[M.SCORE_MEAN] == 0.2  # objective: mode max
+    assert rows["t_high"].best[M.ENTROPY] == 5.0  # two-sided: nearest the good band [3.8, 5.5]
     assert rows["t_band"].verdict == "unhealthy:entropy_band" and rows["t_band"].stop_step == 4
     assert rows["t_ok"].params == {"algorithm.entropy_coeff": 0.005, "algorithm.kl_loss_coef": 0.01}
     # 14-step budget: t_high stopped at 3 saves 11; used = 3 + 4 + 4

@@ -126,3 +126,35 @@ def test_clashing_run_ids_are_made_unique(tmp_path):
     a = write_history([Run("v1", {}, [{M.STEP: 1}])], tmp_path / "a.jsonl")
     b = write_history([Run("v1", {}, [{M.STEP: 1}])], tmp_path / "b.jsonl")
     assert [r.run_id for r in load_histories([a, b])] == ["v1", "b:v1"]
+
+
+def test_wandb_run_written_by_rays_wandb_logger_spans_blocks():
+    # tests/data/wandb_ray: Ray 2.60's WandbLoggerCallback (WANDB_MODE=offline) for a trial the
+    # engine stopped at step 18 (entropy 7.0348 > 7); 47 KB, so records cross a 32 KiB block.
+    (run,) = load_history(DATA / "wandb_ray")
+    assert run.params == {"algorithm.entropy_coeff": 0.01, "algorithm.kl_loss_coef": 0.01,
+                          "trainer.total_steps": 30}
+    xs, ys = run.series(M.ENTROPY)
+    assert xs == list(range(1, 19)) and ys[-1] == pytest.approx(7.034815933561509)
+    assert all(M.SCORE_MEAN in s for s in run.steps)
+
+
+def test_corrupt_wandb_file_is_a_user_error(tmp_path):
+    p = tmp_path / "run-x.wandb"
+    p.write_bytes(b"not a wandb file")
+    with pytest.raises(UserError, match=r"run-x\.wandb: not a W&B run file \(bad header\)"):
+        load_history(p)
+
+
+def test_results_dir_tolerates_a_torn_last_line_only(tmp_path, caplog):
+    root = tmp_path / "sweep"
+    t = root / "T_0"
+    t.mkdir(parents=True)
+    good = json.dumps({"trial_id": "T_0", "step": 1, M.ENTROPY: 5.0})
+    (t / "result.json").write_text(good + "\n" + '{"trial_id": "T_0", "st')
+    with caplog.at_level(logging.WARNING):
+        (run,) = load_history(root)
+    assert run.steps == [{M.ENTROPY: 5.0, M.STEP: 1}] and "torn last line skipped" in caplog.text
+    (t / "result.json").write_text('{"trial_id": "T_0", "st\n' + good + "\n")
+    with pytest.raises(UserError, match=r"result\.json:1: not a JSON line"):
+        load_history(root)
