@@ -137,9 +137,9 @@ def _value_error_text(msg: str) -> str:
     msg = msg.removeprefix("Value error, ")
     if "(expected" in msg:
         return msg
-    head, sep, tail = msg.partition(" must ")
+    head, sep, tail = (" " + msg).partition(" must ")
     if sep:
-        return f"invalid value (expected {head} to {tail})"
+        return f"invalid value (expected {head.strip() or 'it'} to {tail})"
     return f"{msg} (expected a valid value)"
 
 
