@@ -129,6 +129,11 @@ def _check_space(spec: Any, model: type[BaseModel], lines: Any) -> None:
             raise located(lines, SPACE + (key,),
                           f"not a key of trainable.config{did_you_mean(key, config_keys(model))} "
                           "(expected a dotted trainer config key, e.g. algorithm.entropy_coeff)")
+        if spec.search.sampler.type == "grid" and not (p.type in ("choice", "fixed")
+                                                       or (p.type == "int" and not p.log)):
+            raise located(lines, SPACE + (key, "type"),
+                          f"{p.type}{' with log' if p.log else ''} cannot be enumerated by "
+                          "search.sampler.type grid (expected choice, int without log, or fixed)")
         field = {"choice": "values", "fixed": "value"}.get(p.type)
         for i, value in enumerate(sp.sample_values(p)):
             _check_value(model, base, key, value, field or ("low", "high")[i], lines)

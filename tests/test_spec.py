@@ -251,6 +251,9 @@ def test_max_concurrent_counts_gpus(tmp_path):
      "criteria[0].patience: 3 reports in a row cannot happen in the 2 steps after step 58 (expected at most 2)"),
     ({18: '  - {name: x, metric: actor/entropy, op: ">", value: 7.5}\n  - {name: y, metric: actor/entropy, op: "<=", value: 7.5}'},
      "criteria[1]: with rule 'x' every value of actor/entropy is bad (expected a range of values that keeps a trial running)"),
+    ({12: "  sampler: {type: grid}"},
+     "search.space.algorithm.entropy_coeff.type: loguniform cannot be enumerated by search.sampler.type grid "
+     "(expected choice, int without log, or fixed)"),
     ({10: "  num_samples: 1"},
      "search.num_samples: 1 is fewer than the 2 points_to_evaluate (expected at least 2)"),
     ({5: "    algorithm: {entropy_coeff: 0.005, kl_loss_coef: 0.01}\n    backend: hf"},
