@@ -108,3 +108,13 @@ def test_cli_input_errors_exit_2_with_one_line(tmp_path):
     assert res.exit_code == 2 and "missing.jsonl: no such file or directory" in res.output
     res = _cli("backtest", DATA / "seed_v1.jsonl", "--spec", tmp_path / "nospec.yaml")
     assert res.exit_code == 2 and "nospec.yaml: no such spec file" in res.output
+
+
+def test_backtest_reads_a_results_dir(tmp_path):
+    from tests.sweep_data import handmade_sweep
+    d = handmade_sweep(tmp_path)
+    res = _cli("backtest", d, "--spec", d / "spec.yaml", "--json")
+    assert res.exit_code == 0, res.output
+    runs = {r["run"]: r for r in json.loads(res.output[res.output.index("{"):])["runs"]}
+    assert runs["t_high"]["criteria"] == {"verdict": "stopped:entropy_high", "stop_step": 3, "steps_used": 3}
+    assert runs["t_ok"]["criteria"]["stop_step"] is None
