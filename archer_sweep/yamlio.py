@@ -27,7 +27,6 @@ MAX_DEPTH = 64
 """Deepest nesting of mappings / lists."""
 
 
-
 class _SpecLoader(yaml.SafeLoader):
     """SafeLoader that also reads YAML 1.2 floats such as `1e-4` as numbers (1.1 wants `1.0e-4`)."""
 
