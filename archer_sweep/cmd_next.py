@@ -34,6 +34,9 @@ def make_proposals(sweep: Sweep, history: Sequence[Path] = (), count: int = 2):
     if sweep.spec is None:
         raise UserError(f"{sweep.directory}: no {SPEC_FILE}; `next` needs the sweep's spec")
     space = to_optuna_space(sweep.spec)
+    if not space:
+        raise UserError(f"{sweep.directory}: the sweep searches no parameter (every search.space "
+                        f"entry is fixed); nothing to propose")
     past = past_trials(sweep, history)
     props = propose(past, space, sweep.mode, count, seed=sweep.spec.search.sampler.seed)
     return past, space, props

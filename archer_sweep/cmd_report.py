@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 def _next_rows(sweep: Sweep) -> tuple[list[list], list[dict], str]:
     """Rows of the next-change table (first proposal) and all proposals for the plot."""
-    if sweep.spec is None or not sweep.spec.search.space:
+    from archer_sweep.space import to_optuna_space
+    if sweep.spec is None or not to_optuna_space(sweep.spec):
         return [], [], ""
     from archer_sweep.cmd_next import make_proposals
     from archer_sweep.nextver import describe_near, rationale, reference

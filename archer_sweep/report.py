@@ -152,7 +152,7 @@ def render(sweep: Sweep, plots: dict[str, str], next_rows: Sequence[Sequence],
     diag = [d for d in (diagnosis(r, sweep.rules, keys) for r in sweep.runs) if d]
     parts += ["## Diagnosis", "", "\n".join(diag) if diag else "No trial was stopped or unhealthy.", ""]
     parts += ["## Proposed next change", "", next_change_table(next_rows) if next_rows else
-              "_no proposal (the spec searches no parameter)_", ""]
+              "_no proposal: the sweep searches no parameter (every search.space entry is fixed)_", ""]
     if next_note:
         parts += [next_note, ""]
     parts += ["## Monitoring criteria in force", "",

@@ -114,3 +114,16 @@ def test_next_on_an_engine_sweep_leaves_the_stored_study_alone(tmp_path):
     text = (tmp_path / "n.md").read_text()
     verdicts = [json.loads(l)["verdict"] for l in (d / "verdicts.jsonl").read_text().splitlines()]
     assert any(v in text for v in verdicts)
+
+
+def test_a_sweep_with_only_fixed_parameters_has_nothing_to_propose(tmp_path):
+    d = handmade_sweep(tmp_path)
+    data = yaml.safe_load((d / "spec.yaml").read_text())
+    data["search"]["space"] = {EC: {"type": "fixed", "value": 0.005}}
+    data["search"]["points_to_evaluate"] = []
+    (d / "spec.yaml").write_text(yaml.safe_dump(data))
+    res = _cli("next", d)
+    assert res.exit_code == 2 and "the sweep searches no parameter" in res.output
+    res = _cli("report", d, "-o", tmp_path / "r")
+    assert res.exit_code == 0, res.output
+    assert "_no proposal: the sweep searches no parameter" in (tmp_path / "r" / "report.md").read_text()
