@@ -98,6 +98,9 @@ def configure_env(spec) -> dict[str, str]:
            "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
            # Tune's legacy reporter honours verbose=0; the live table replaces its output
            "RAY_AIR_NEW_OUTPUT": "0"}
+    if spec.failure.step_timeout_s is not None:
+        # a trial stopped for a hung step is killed this long after its stop request
+        env["TUNE_FORCE_TRIAL_CLEANUP_S"] = str(max(5, int(spec.failure.step_timeout_s)))
     os.environ.update(env)
     # Custom backends (`package.module:Class`) import on workers like on the driver.
     path = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
@@ -192,7 +195,9 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
     searcher = CriteriaOptunaSearch(
         space, metric=s.metric, mode=s.mode, store=store, base_config=base_config(spec),
         sampler=sampler, storage_url=spec.storage.study or study_url(sweep_dir),
-        study_name=spec.name, points_to_evaluate=s.points_to_evaluate,
+        study_name=spec.name,
+        # only the points that will run: an enqueued point never asked stays WAITING
+        points_to_evaluate=s.points_to_evaluate[:s.num_samples],
         objective_reduce=s.objective_reduce, apply_params=params_applier())
     callbacks: list = [LiveTable(store, keys)] if live else []
     if spec.tracking.wandb.mode != "disabled":

@@ -4,7 +4,7 @@ It simulates metric curves from its own seeded random walk (entropy drifts up wh
 `entropy_coeff` is large, down when small; score/length/connectives follow entropy)
 so that engine tests run in seconds. It is a test double for the sweep engine, not
 a model of GRPO: the product's backends compute metrics from real rollouts.
-Fault knobs (`fake.fail_at_step`, `fake.nan_at_step`, `fake.sleep_s`) let tests
+Fault knobs (`fake.fail_at_step`, `fake.nan_at_step`, `fake.hang_at_step`, `fake.sleep_s`) let tests
 exercise error, NaN and timeout paths.
 """
 from __future__ import annotations
@@ -28,6 +28,10 @@ class FakeSection(BaseModel):
     """Wall time of one step."""
     fail_at_step: Optional[int] = None
     """Raise RuntimeError in this step."""
+    hang_at_step: Optional[int] = None
+    """Sleep `hang_s` in this step (a hung trainer)."""
+    hang_s: float = 3600.0
+    """How long the hang lasts."""
     nan_at_step: Optional[int] = None
     """Report NaN for every metric from this step on."""
     noise: float = 0.05
@@ -58,6 +62,8 @@ class FakeTrainer:
         t = self.step_count
         if fake.sleep_s:
             time.sleep(fake.sleep_s)
+        if fake.hang_at_step == t:
+            time.sleep(fake.hang_s)
         if fake.fail_at_step == t:
             raise RuntimeError(f"fake failure at step {t}")
         drift = fake.drift_scale * (alg.entropy_coeff - fake.pivot) - 2.0 * alg.kl_loss_coef

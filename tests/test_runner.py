@@ -170,6 +170,22 @@ def test_crashing_trials_get_error_verdicts_and_fail_in_optuna(tmp_path):
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
 
 
+def test_hung_step_is_stopped_as_timeout(tmp_path):
+    import time
+
+    spec = fake_spec(tmp_path, name="hang", search__num_samples=1, failure={"step_timeout_s": 3},
+                     trainable__config__fake={"hang_at_step": 3, "hang_s": 120})
+    start = time.time()
+    assert cmd_run.run(spec, live=False) == 0
+    assert time.time() - start < 90  # not the 120 s hang
+    sweep_dir = runner.sweep_dir_of(spec)
+    (row,) = verdicts(sweep_dir)
+    assert (row["verdict"], row["rule"], row["step"]) == ("stopped:timeout", "timeout", 3)
+    assert row["reason"].startswith("step 3 still running after ")
+    study = optuna.load_study(study_name="hang", storage=f"sqlite:///{sweep_dir}/study.db")
+    assert [t.state.name for t in study.trials] == ["PRUNED"]
+
+
 @pytest.mark.slow
 def test_offline_wandb_run_per_trial(tmp_path):
     spec = fake_spec(tmp_path, name="wb", search__num_samples=2,
