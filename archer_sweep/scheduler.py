@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import time
 from typing import Any, Mapping, Optional, Sequence
 
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
@@ -33,10 +34,15 @@ ASHA_VERDICT = "stopped:asha"
 def error_message(trial: Any) -> str:
     """The exception's last line (`RuntimeError: …`), read from what Tune stored."""
     text = ""
+    local = getattr(trial, "error_file", None)  # written in the driver's staging dir first
     try:
-        text = str(trial.get_error() or "")
-    except Exception:  # error file unreadable: fall back to Tune's in-memory message
-        text = str(getattr(trial, "error_msg", "") or "")
+        if local and os.path.exists(local):
+            with open(local, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        else:
+            text = str(trial.get_error() or "")
+    except Exception:  # unreadable: fall through to the generic message
+        text = ""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else "trial failed (no error message recorded)"
 
@@ -54,6 +60,7 @@ class CriteriaScheduler(FIFOScheduler):
         self.param_keys = list(param_keys)
         self.step_timeout_s = step_timeout_s
         self.trackers: dict[str, CriteriaTracker] = {}
+        self._last_report: dict[str, float] = {}  # monotonic time of each live trial's last result
         self.asha = None
         if asha is not None:
             self.asha = AsyncHyperBandScheduler(
@@ -72,6 +79,7 @@ class CriteriaScheduler(FIFOScheduler):
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         if self.store.get(trial.trial_id) is not None:
             return TrialScheduler.STOP  # judged before an interruption
+        self._last_report[trial.trial_id] = time.monotonic()
         verdict = self._tracker(trial, result).update(result)
         if verdict is None:
             verdict = self._timeout(result)
@@ -108,6 +116,7 @@ class CriteriaScheduler(FIFOScheduler):
             # Tune is requeueing it for a retry (FailureConfig): no verdict yet; the tracker
             # is rebuilt from result.json when the retried trial reports again.
             self.trackers.pop(trial.trial_id, None)
+            self._last_report.pop(trial.trial_id, None)  # restoring is not a hung step
             return
         last = trial.last_result or {}
         self._record(trial, Verdict("error", step=_step(last) if last else None,
@@ -117,6 +126,28 @@ class CriteriaScheduler(FIFOScheduler):
         if self.asha is not None and trial.trial_id in self.asha._trial_info:
             self.asha.on_trial_remove(tune_controller, trial)
 
+    def choose_trial_to_run(self, tune_controller):
+        # Tune calls this on every controller step (≤ 0.1 s apart): the place to notice a
+        # step that hangs and never reports.
+        if self.step_timeout_s is not None:
+            self._stop_hung(tune_controller)
+        return super().choose_trial_to_run(tune_controller)
+
+    def _stop_hung(self, tune_controller) -> None:
+        now = time.monotonic()
+        for trial in list(tune_controller.get_live_trials()):
+            seen = self._last_report.get(trial.trial_id)
+            if seen is None or trial.status != "RUNNING" or now - seen <= self.step_timeout_s:
+                continue
+            last = trial.last_result or {}
+            self._record(trial, Verdict(
+                TIMEOUT_VERDICT, rule="timeout", step=_step(last) + 1 if last else None,
+                metric="time_this_iter_s", value=round(now - seen, 1),
+                reason=f"step {(_step(last) + 1) if last else 1} still running after "
+                       f"{now - seen:.0f}s > step_timeout_s={self.step_timeout_s:g}"))
+            self._last_report.pop(trial.trial_id, None)
+            tune_controller.stop_trial(trial)
+
     def debug_string(self) -> str:
         stopped = sum(1 for r in self.store.rows() if str(r["verdict"]).startswith("stopped:"))
         return f"CriteriaScheduler: {len(self.rules)} rules, {stopped} trials stopped"
@@ -125,6 +156,7 @@ class CriteriaScheduler(FIFOScheduler):
     def _record(self, trial, verdict: Verdict) -> None:
         self.store.record(trial.trial_id, params_of(trial.config, self.param_keys), verdict)
         self.trackers.pop(trial.trial_id, None)
+        self._last_report.pop(trial.trial_id, None)
 
     def _timeout(self, result: Mapping[str, Any]) -> Optional[Verdict]:
         took = result.get("time_this_iter_s")
