@@ -80,9 +80,11 @@ def test_missing_argv_is_named():
 
 
 def test_reported_metrics_cover_design_keys_and_mapped_names():
-    cfg = validate_config(config(metric_map={"val-core/acc@1": "val/acc"}))
+    cfg = validate_config(config(metric_map={"val-core/acc@1": "val/acc"},
+                                 extra_metrics=["fake/only_here"]))
     keys = cfg.reported_metrics()
-    assert set(M.ALL_KEYS) <= keys and "val/acc" in keys
+    assert set(M.ALL_KEYS) <= keys and {"val/acc", "fake/only_here"} <= keys
+    assert "val-core/acc@1" not in keys and "made/up" not in keys
 
 
 # ---- argv: a list, Hydra grammar, per-trial identity -------------------------------------
@@ -159,13 +161,14 @@ def test_jsonl_source_has_full_precision_and_lookahead_without_total_steps(tmp_p
 
 
 def test_crash_reports_exit_code_and_log_tail(tmp_path):
-    t = trainer(tmp_path, overrides={"fake.crash_at": 3})
+    t = trainer(tmp_path, overrides={"fake.crash_at": 3, "fake.children": 3})
     try:
         assert t.step()[M.STEP] == 1 and t.step()[M.STEP] == 2
         with pytest.raises(TrainerExited) as exc:
             t.step()
     finally:
         t.close()
+    assert_session_gone(record(t)["sid"], timeout=0.5)  # the crashed trainer's children too
     msg = str(exc.value)
     assert "Traceback (most recent call last)" in msg  # the log tail
     # The last line (what a verdict keeps) has the exit code and the last log line.

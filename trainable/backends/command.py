@@ -232,7 +232,7 @@ class CommandTrainer:
         code = self._proc.poll()
         if code is None:
             return False
-        self._pump.join(timeout=10)
+        self._pump.join(timeout=1.0)  # children may keep the pipe open: its data is read by now
         self._collect()
         self._exit_code = code
         return True

@@ -127,6 +127,9 @@ class CommandConfig(_Section):
     """Where the metrics come from."""
     metric_map: dict[str, str] = Field(default_factory=dict)
     """Trainer metric key → archer-sweep key, added to (and overriding) `VERL_METRIC_MAP`."""
+    extra_metrics: list[str] = Field(default_factory=list)
+    """Further keys the trainer logs (e.g. `val-core/math/acc/mean@1`) that rules may watch;
+    every logged key is reported, but only declared ones pass `validate`."""
     total_steps: Optional[int] = Field(None, ge=1)
     """Steps the trainer runs (default: `trainer.total_steps` if given). With it a trial is
     done at that step; without it each step is reported once the next one (or the exit) is seen."""
@@ -222,8 +225,8 @@ class CommandConfig(_Section):
         return int(value) if isinstance(value, (int, float)) and value >= 1 else None
 
     def reported_metrics(self) -> set[str]:
-        """Keys a trial can report: the DESIGN.md keys plus the targets of `metric_map`."""
-        return set(M.ALL_KEYS) | set(self.effective_metric_map().values())
+        """Keys a trial can report: the DESIGN.md keys, `metric_map` targets, `extra_metrics`."""
+        return set(M.ALL_KEYS) | set(self.effective_metric_map().values()) | set(self.extra_metrics)
 
 
 def _as_mapping(overrides: Union[dict[str, Any], list[str]], where: str) -> dict[str, Any]:
