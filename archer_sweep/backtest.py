@@ -122,16 +122,20 @@ def replay_asha(runs: Sequence[Run], rules, st: Settings) -> list[Outcome]:
     sign = 1.0 if st.mode == "max" else -1.0
     stopped: dict[int, int] = {}
     last = {i: r.last_step for i, r in enumerate(runs)}
+    ended: set[int] = set()
     for t, i, rep in _events(runs):
-        if i in stopped or st.metric not in rep:
+        if i in ended or st.metric not in rep:
             continue
         reward = sign * rep[st.metric]
         if t >= max_t:  # Ray stops at max_t (stop_last_trials): the run is complete
-            continue
-        if bracket.on_result(i, t, reward):
+            ended.add(i)
+        elif bracket.on_result(i, t, reward):
             stopped[i] = t
+            ended.add(i)
         elif t == last[i]:
-            bracket.on_result(i, t, reward)  # on_trial_complete records it once more
+            ended.add(i)
+        if i in ended:  # Tune calls on_trial_complete with the last result: recorded once more
+            bracket.on_result(i, t, reward)
     return [Outcome(r.run_id, "stopped:asha", stopped[i], stopped[i]) if i in stopped
             else _completed(r) for i, r in enumerate(runs)]
 
@@ -142,10 +146,13 @@ def replay_median(runs: Sequence[Run], rules, st: Settings) -> list[Outcome]:
     better = max if st.mode == "max" else min
     results: dict[int, list[tuple[int, float]]] = {}
     stopped: dict[int, int] = {}
+    last = {i: r.last_step for i, r in enumerate(runs)}
     for t, i, rep in _events(runs):
         if i in stopped or st.metric not in rep:
             continue
         results.setdefault(i, []).append((t, float(rep[st.metric])))
+        if t == last[i]:  # on_trial_complete appends the last result once more
+            results[i].append(results[i][-1])
         if t < st.grace_period:
             continue
         means = []
@@ -161,6 +168,8 @@ def replay_median(runs: Sequence[Run], rules, st: Settings) -> list[Outcome]:
         median, best = float(np.median(means)), better(v for _, v in results[i])
         if better(median, best) != best:
             stopped[i] = t
+            if t != last[i]:  # stop_trial -> on_trial_complete(last result)
+                results[i].append(results[i][-1])
     return [Outcome(r.run_id, "stopped:median", stopped[i], stopped[i]) if i in stopped
             else _completed(r) for i, r in enumerate(runs)]
 

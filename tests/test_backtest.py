@@ -118,3 +118,57 @@ def test_backtest_reads_a_results_dir(tmp_path):
     runs = {r["run"]: r for r in json.loads(res.output[res.output.index("{"):])["runs"]}
     assert runs["t_high"]["criteria"] == {"verdict": "stopped:entropy_high", "stop_step": 3, "steps_used": 3}
     assert runs["t_ok"]["criteria"]["stop_step"] is None
+
+
+class _Trial:
+    """What Ray's schedulers read from a trial in these calls: an id (and hashability)."""
+    def __init__(self, tid):
+        self.trial_id = tid
+        self.status = "RUNNING"
+
+
+class _Controller:
+    def get_live_trials(self):
+        return []
+
+
+def _ray_reference(runs, scheduler):
+    """Drive Ray's own scheduler object the way Tune does (result, then complete at the end)."""
+    trials = [_Trial(r.run_id) for r in runs]
+    for t in trials:
+        scheduler.on_trial_add(_Controller(), t)
+    stops, ended = {}, set()
+    events = sorted(((int(s[M.STEP]), i, s) for i, r in enumerate(runs) for s in r.steps),
+                    key=lambda e: (e[0], e[1]))
+    for step, i, rep in events:
+        if i in ended:
+            continue
+        result = {"step": step, M.SCORE_MEAN: rep[M.SCORE_MEAN]}
+        decision = scheduler.on_trial_result(_Controller(), trials[i], result)
+        if decision == "STOP" or step == runs[i].last_step:
+            if decision == "STOP" and step < runs[i].last_step:
+                stops[runs[i].run_id] = step
+            scheduler.on_trial_complete(_Controller(), trials[i], result)
+            ended.add(i)
+    return stops
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_replays_agree_with_rays_own_schedulers(seed):
+    import random
+    from ray.tune.schedulers import AsyncHyperBandScheduler, MedianStoppingRule
+    rng = random.Random(seed)
+    runs = []
+    for k in range(7):
+        level, n = rng.uniform(0, 1), rng.randint(6, 20)
+        runs.append(_run(f"r{k}", [level + rng.gauss(0, 0.2) for _ in range(n)]))
+    st = Settings(metric=M.SCORE_MEAN, grace_period=2, reduction_factor=2, min_samples_required=3)
+    max_t = max(r.last_step for r in runs)
+    asha = AsyncHyperBandScheduler(time_attr="step", metric=M.SCORE_MEAN, mode="max", max_t=max_t,
+                                   grace_period=2, reduction_factor=2)
+    mine = {k: v for k, v in _stops(replay_asha(runs, [], st)).items() if v is not None}
+    assert mine == _ray_reference(runs, asha)
+    median = MedianStoppingRule(time_attr="step", metric=M.SCORE_MEAN, mode="max", grace_period=2,
+                                min_samples_required=3)
+    mine = {k: v for k, v in _stops(replay_median(runs, [], st)).items() if v is not None}
+    assert mine == _ray_reference(runs, median)
