@@ -196,3 +196,15 @@ def test_offline_wandb_run_per_trial(tmp_path):
         runs = list((sweep_dir / r["trial_id"]).glob("wandb/offline-run-*"))
         assert len(runs) == 1, list((sweep_dir / r["trial_id"]).iterdir())
     assert "WANDB_API_KEY" not in (sweep_dir / "spec.yaml").read_text()
+
+
+def test_custom_backend_by_import_path():
+    from trainable.backends import backend_entry
+    from trainable.config import ConfigError
+
+    entry = backend_entry(FAKE)
+    assert (entry.trainer, entry.config) == (FAKE, "tests.fake_backend:FakeConfig")
+    with pytest.raises(ConfigError, match=r"^backend: cannot import custom backend "
+                                          r"`tests.nowhere:Trainer`: No module named "
+                                          r"'tests.nowhere' \(expected `package.module:Class`"):
+        backend_entry("tests.nowhere:Trainer")
