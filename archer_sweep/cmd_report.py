@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import typer
 
@@ -14,7 +14,7 @@ from archer_sweep.report import render
 log = logging.getLogger(__name__)
 
 
-def _next_rows(sweep: Sweep) -> tuple[list[list], list[dict], str]:
+def _next_rows(sweep: Sweep, history: Sequence[Path] = ()) -> tuple[list[list], list[dict], str]:
     """Rows of the next-change table (first proposal) and all proposals for the plot."""
     from archer_sweep.space import to_optuna_space
     if sweep.spec is None or not to_optuna_space(sweep.spec):
@@ -22,7 +22,7 @@ def _next_rows(sweep: Sweep) -> tuple[list[list], list[dict], str]:
     from archer_sweep.cmd_next import make_proposals
     from archer_sweep.nextver import describe_near, rationale, reference
     from archer_sweep.tables import short_param
-    past, space, props = make_proposals(sweep, count=2)
+    past, space, props = make_proposals(sweep, history, count=2)
     ref = reference(past, sweep.mode)
     why = rationale(props[0], ref, space)
     rows = [[f"`{short_param(k)}`", ref.params.get(k) if ref else None, props[0].params[k], why[k]]
@@ -62,13 +62,14 @@ def importance_study(sweep: Sweep):
     return study
 
 
-def write_report(sweep: Sweep, out: Path) -> Path:
+def write_report(sweep: Sweep, out: Path, history: Sequence[Path] = ()) -> Path:
+    """report.md + PNGs into `out`; `history` (e.g. a hunt's earlier rounds) informs the proposal."""
     out.mkdir(parents=True, exist_ok=True)
     rules = sweep.rules
     figs: dict[str, str] = {}
     for m, p in plots.key_metric_plots(sweep.runs, rules, out).items():
         figs[f"{m} over steps"] = p.name
-    rows, proposals, note = _next_rows(sweep)
+    rows, proposals, note = _next_rows(sweep, history)
     bounds = ({k: (p.low, p.high) for k, p in sweep.spec.search.space.items()
                if p.low is not None and p.high is not None and p.low > 0} if sweep.spec else None)
     p = plots.space_plot(sweep.runs, sweep.space_keys, out / "param_space.png", proposals, bounds)

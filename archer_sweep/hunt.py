@@ -144,7 +144,8 @@ def hunt(spec_path: Path, rounds: int, until: str = "healthy", storage: Optional
                 results.append(summarize_round(n, directory, rc))
             write_index(root, spec.name, results, status)
             return 1
-        write_report(load_sweep(directory), directory / "report")
+        write_report(load_sweep(directory), directory / "report",
+                     history=[round_dir(root, k) for k in range(1, n)])
         res = summarize_round(n, directory, rc)
         results.append(res)
         if on_round:

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from archer_sweep.cli import app
 from archer_sweep.history import read_verdicts
+from archer_sweep.tables import fmt
 from tests.sweep_data import FAKE_SPEC, ROOT, write_spec
 from trainable import metrics as M
 
@@ -49,6 +50,10 @@ def test_two_rounds_index_and_resume(tmp_path, monkeypatch):
     nxt = yaml.safe_load((root / "round-1" / "next.yaml").read_text())
     r2 = {tuple(sorted(v["params"].items())) for v in read_verdicts(root / "round-2").values()}
     assert {tuple(sorted(p.items())) for p in nxt["search"]["points_to_evaluate"]} == r2
+    # the round's report proposes what the hunt then ran (same constrained TPE, same inputs)
+    first = nxt["search"]["points_to_evaluate"][0]
+    report = (root / "round-1" / "report" / "report.md").read_text()
+    assert f"| {fmt(first['algorithm.entropy_coeff'])} |" in report.split("## Proposed next change")[1]
     # resumable: finished rounds are kept, not rerun
     stamp = {n: os.stat(root / f"round-{n}" / "verdicts.jsonl").st_mtime_ns for n in (1, 2)}
     res = _cli("hunt", spec, "--rounds", "2", "--until", "budget")
