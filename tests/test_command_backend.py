@@ -473,3 +473,33 @@ def test_run_sigkill_resume_stops_bad_trial_and_leaves_no_trainer_process(tmp_pa
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
     assert all(rec["has_wandb_key"] for rec in trainer_records(sweep_dir))
+
+
+def test_jsonl_records_relogged_after_a_restart_are_reported_once(tmp_path):
+    """A resumed trainer appends to the same JSONL file and repeats the steps after its own
+    checkpoint: each step is reported once, in order."""
+    kw = dict(total_steps=8, metrics={"source": "jsonl"},
+              overrides={"fake.format": "jsonl", "trainer.save_freq": 3, "fake.step_s": 0.15})
+    t = trainer(tmp_path, **kw)
+    first = [t.step() for _ in range(2)]
+    log_file = t.output_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 10
+    while '"step": 5' not in log_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the trainer runs ahead of what was reported: 3-5 logged, ckpt at 3
+    t.save(str(tmp_path))
+    t.close()
+    t2 = trainer(tmp_path, **kw)
+    t2.load(str(tmp_path))
+    rest = [t2.step()]  # launches the trainer again; the old lines for 3-5 are read at once
+    while log_file.read_text().count('"step": 5') < 2 and time.monotonic() < deadline + 10:
+        time.sleep(0.02)  # ...and it re-logs 4-5 before they are reported
+    try:
+        while True:
+            rest.append(t2.step())
+            if t2.done():
+                break
+    finally:
+        t2.close()
+    assert [m[M.STEP] for m in first + rest] == [1, 2, 3, 4, 5, 6, 7, 8]
+    logged = [json.loads(x)["step"] for x in log_file.read_text().splitlines()]
+    assert logged.count(4) == 2 and logged.count(5) == 2  # the file repeats steps 4-5

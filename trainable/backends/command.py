@@ -112,7 +112,7 @@ class CommandTrainer:
         self._pump: Optional[OutputPump] = None
         self._lines: "queue.Queue[str]" = queue.Queue()
         self._tail_file: Optional[FileTail] = None
-        self._pending: list[verl_logs.StepRecord] = []
+        self._pending: dict[int, dict[str, float]] = {}  # logged, not yet reported, by step
         self._early: dict[str, float] = {}  # step-0 records (validation before training)
         self._resumed = False
         self._exit_code: Optional[int] = None
@@ -206,12 +206,10 @@ class CommandTrainer:
                 continue
             if rec.step <= 0:
                 self._early.update(rec.metrics)
-            elif rec.step <= self.step_count:
+            elif rec.step <= self.step_count:  # reported already (a resumed trainer repeats it)
                 log.debug("skipping record of step %d (already at %d)", rec.step, self.step_count)
-            elif self._pending and self._pending[-1].step == rec.step:
-                self._pending[-1].metrics.update(rec.metrics)
-            else:
-                self._pending.append(rec)
+            else:  # same step logged twice, or re-logged after a restart: one report, merged
+                self._pending.setdefault(rec.step, {}).update(rec.metrics)
 
     def _failure_text(self, summary: str) -> str:
         """The log tail, then one summary line: Ray shows the whole text, while a verdict
@@ -246,7 +244,8 @@ class CommandTrainer:
             self._collect()
             exited = self._finished()
             if self._pending and (not lookahead or len(self._pending) > 1 or exited):
-                return self._report(self._pending.pop(0))
+                step = min(self._pending)
+                return self._report(verl_logs.StepRecord(step, self._pending.pop(step)))
             if exited:
                 if self._exit_code:
                     raise self._exit_error(self._exit_code)
@@ -305,7 +304,8 @@ class CommandTrainer:
         self.step_count = int(state["step"])
         self.trial.update({k: v for k, v in state.get("trial", {}).items() if v})
         self._resumed = self.step_count > 0
-        self._proc, self._pump, self._exit_code, self._pending = None, None, None, []
+        self._proc, self._pump, self._exit_code, self._pending = None, None, None, {}
+        self._tail_file = None
 
     def close(self) -> None:
         proc = self._proc
