@@ -23,11 +23,14 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _fmt(x: Any) -> str:
+_STATUS = {"RUNNING": "run", "TERMINATED": "done", "ERROR": "error", "PENDING": "wait"}
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
     if isinstance(x, float) and x.is_integer() and abs(x) < 1e6:
         return str(int(x))
     if isinstance(x, float):
-        return "nan" if math.isnan(x) else f"{x:.4g}"
+        return "nan" if math.isnan(x) else f"{x:.{digits}g}"
     return "" if x is None else str(x)
 
 
@@ -53,7 +56,7 @@ class LiveTable(Callback):
     @property
     def console(self) -> Console:
         if self._console is None:
-            self._console = Console(highlight=False)
+            self._console = Console(highlight=False, soft_wrap=True)
         return self._console
 
     # -- Ray Tune callback hooks ----------------------------------------------------------
@@ -117,14 +120,16 @@ class LiveTable(Callback):
         self._live.update(self.table())
 
     def table(self) -> Table:
-        table = Table(title="archer-sweep trials")
-        for col in ("trial", *(_short(k) for k in self.param_keys), "status", "step",
-                    *(label for label, _ in COLUMNS), "verdict"):
+        table = Table(title="archer-sweep trials", padding=(0, 1))
+        table.add_column("trial", no_wrap=True, min_width=8)
+        for col in (*(_short(k) for k in self.param_keys), "status", "step",
+                    *(label for label, _ in COLUMNS)):
             table.add_column(col)
+        table.add_column("verdict", overflow="fold", min_width=20)
         for tid, row in self.rows.items():
-            table.add_row(tid, *(_fmt(row["params"].get(k)) for k in self.param_keys),
-                          row["status"], _fmt(row.get("step")),
-                          *(_fmt(row.get(label)) for label, _ in COLUMNS),
+            table.add_row(tid, *(_fmt(row["params"].get(k), 3) for k in self.param_keys),
+                          _STATUS.get(row["status"], row["status"]), _fmt(row.get("step")),
+                          *(_fmt(row.get(label), 3) for label, _ in COLUMNS),
                           row.get("verdict", ""))
         return table
 

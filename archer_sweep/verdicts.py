@@ -87,7 +87,7 @@ class VerdictStore:
                 f.flush()
                 os.fsync(f.fileno())
             self._rows[trial_id] = row
-            log.info("trial %s: %s", trial_id, describe(row))
+            log.debug("trial %s: %s", trial_id, describe(row))
             return row
 
 
