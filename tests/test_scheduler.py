@@ -29,7 +29,11 @@ class StubTrial:
         self.config = {"algorithm": {"entropy_coeff": 0.01}}
         self.local_path = local_path
         self.last_result = {}
+        self.status = "RUNNING"
         self._error = error
+
+    def should_recover(self):
+        return False
 
     def get_error(self):
         return self._error
