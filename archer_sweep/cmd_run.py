@@ -6,6 +6,7 @@ state is saved and the resume command is printed), 2 for bad input (via UserErro
 """
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Optional, Sequence
@@ -91,6 +92,9 @@ def _with_ray(spec, env, make, sweep_dir: Path) -> int:
     try:
         return _fit(make(), spec, sweep_dir)
     finally:
+        # Collect the Tuner's callbacks while Ray is still importable: the W&B callback's
+        # __del__ calls into Ray and fails noisily at interpreter exit otherwise.
+        gc.collect()
         if started:
             ray.shutdown()
 

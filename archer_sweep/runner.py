@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import yaml
+from ray.air.integrations.wandb import WandbLoggerCallback
 
 from archer_sweep.errors import UserError
 from archer_sweep.results import LOCK_FILE, SPEC_FILE, study_url
@@ -201,12 +202,20 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
         objective_reduce=s.objective_reduce, apply_params=params_applier())
     callbacks: list = [LiveTable(store, keys)] if live else []
     if spec.tracking.wandb.mode != "disabled":
-        from ray.air.integrations.wandb import WandbLoggerCallback
-
-        callbacks.append(WandbLoggerCallback(project=spec.tracking.wandb.project or spec.name,
+        callbacks.append(QuietWandbLoggerCallback(project=spec.tracking.wandb.project or spec.name,
                                              group=spec.name, log_config=True,
                                              mode=spec.tracking.wandb.mode))
     return Parts(store, scheduler, searcher, callbacks)
+
+
+class QuietWandbLoggerCallback(WandbLoggerCallback):
+    """Ray's W&B callback, minus the traceback its __del__ prints at interpreter exit."""
+
+    def __del__(self):
+        try:
+            super().__del__()
+        except Exception:  # Ray already torn down: nothing left to clean
+            pass
 
 
 def resourced_trainable(spec):
