@@ -77,15 +77,18 @@ def load_results(path: str | Path):
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"no sweep directory at {sweep_dir}")
     verdicts = _verdicts(sweep_dir)
+    keys = _space_keys(sweep_dir)
     rows = []
     for tdir in trial_dirs(sweep_dir):
+        params = _trial_params(tdir, keys)
         for report in read_results(tdir):
             tid = str(report.get(TRIAL_ID_KEY, tdir.name))
-            v = verdicts.get(tid, {})
+            v = verdicts.get(tid, {"params": params})
             row = {k: val for k, val in report.items()
                    if isinstance(val, (int, float, str, bool)) or val is None}
             row["trial_id"] = tid
-            row["step"] = report.get("step", report.get(ITER_KEY))
+            step = report.get("step", report.get(ITER_KEY))
+            row["step"] = int(step) if isinstance(step, (int, float)) and math.isfinite(step) else step
             for key, value in (v.get("params") or {}).items():
                 row[f"param:{key}"] = value
             row.update(verdict=v.get("verdict"), verdict_rule=v.get("rule"),
@@ -95,6 +98,25 @@ def load_results(path: str | Path):
     if not frame.empty:
         frame = frame.sort_values(["trial_id", "step"], kind="stable").reset_index(drop=True)
     return frame
+
+
+def _space_keys(sweep_dir: Path) -> list[str]:
+    import yaml
+
+    try:
+        spec = yaml.safe_load((sweep_dir / SPEC_FILE).read_text(encoding="utf-8")) or {}
+        return list(((spec.get("search") or {}).get("space") or {}).keys())
+    except (OSError, yaml.YAMLError, AttributeError):
+        return []
+
+
+def _trial_params(trial_dir: Path, keys: list[str]) -> dict:
+    """Searched params of a trial without a verdict yet (from Ray's params.json)."""
+    try:
+        config = json.loads((trial_dir / PARAMS_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return params_of(config, keys)
 
 
 def _num(x: Any) -> Any:
