@@ -95,7 +95,25 @@ def test_hydra_values():
     assert hydra_value("Qwen/Qwen3-0.6B-Base") == "Qwen/Qwen3-0.6B-Base"
     assert hydra_value("a b; rm -rf /") == "'a b; rm -rf /'"
     assert hydra_value("it's ${oops}") == "'it\\'s \\${oops}'"
+    assert hydra_value("C:\\data dir\\") == "'C:\\data dir\\\\'"
+    assert hydra_value("a\\'b") == "'a\\\\\\'b'"
     assert hydra_value("1e-3") == "'1e-3'"  # a string that looks like a number stays a string
+
+
+def test_argv_values_parse_back_exactly_with_hydras_own_parser():
+    pytest.importorskip("hydra")
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    values = {"s": "a b; rm -rf /", "q": "it's", "p": "Qwen/Qwen3-0.6B-Base", "f": 1e-6,
+              "b": True, "n": None, "l": ["console", "wandb"], "w": "C:\\data dir\\",
+              "num_str": "1e-3", "comma": "a,b", "i": 64, "neg": -0.5, "mode": "token-mean",
+              "path": "/data/x.parquet", "bs": "a\\'b", "inf": float("inf")}
+    cfg = CommandConfig(argv=["x"], params={f"k.{k}": v for k, v in values.items()},
+                        algorithm={"interp": "${oops}"})
+    argv = build_argv(cfg, "name", "/out")
+    parsed = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(argv[1:])}
+    assert {k: parsed[f"k.{k}"] for k in values} == values
+    assert parsed["algorithm.interp"] == "\\${oops}"  # escaped: OmegaConf reads a literal ${
 
 
 def test_argv_maps_search_keys_and_gives_each_trial_its_own_name():
@@ -329,6 +347,14 @@ def test_archer2_sweep_validates_with_the_seed_settings():
                  "trainer.total_training_steps=150"]:
         assert item in argv, item
     assert argv[:3] == ["python", "-m", "dapo.main_dapo"]
+    try:  # every override is valid Hydra syntax (when hydra-core is installed)
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+    except ImportError:
+        OverridesParser = None
+    if OverridesParser is not None:
+        parsed = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(argv[3:])}
+        assert parsed["trainer.logger"] == ["console", "wandb"]
+        assert parsed["actor_rollout_ref.actor.optim.lr"] == 1e-6
     assert spec.resources.gpu == 4 and spec.ray.address == "auto"
     assert {r.name for r in spec.criteria} >= {"entropy_high", "guessing", "entropy_band"}
 

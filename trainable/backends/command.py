@@ -60,7 +60,10 @@ def hydra_value(value: Any) -> str:
     text = str(value)
     if _UNQUOTED.match(text) and not _NOT_A_STRING.match(text):
         return text
-    quoted = text.replace("\\", "\\\\").replace("'", "\\'").replace("${", "\\${")
+    # Hydra's quoted strings: escape quotes, double only backslashes that precede a quote
+    # (or the closing one), escape `${` so no interpolation runs.
+    quoted = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    quoted = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, quoted).replace("${", "\\${")
     return f"'{quoted}'"
 
 
