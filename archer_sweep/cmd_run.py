@@ -88,9 +88,16 @@ def resume(sweep_dir: Path) -> int:
 def _with_ray(spec, env, make, sweep_dir: Path) -> int:
     import ray
 
-    started = runner.ensure_ray(spec, env)
+    started = False
     try:
+        started = runner.ensure_ray(spec, env)
         return _fit(make(), spec, sweep_dir)
+    except KeyboardInterrupt:  # Ctrl-C before Tune's own handler was installed
+        if runner.is_sweep_dir(sweep_dir):
+            typer.echo(f"interrupted; continue with: archer-sweep resume {sweep_dir}", err=True)
+        else:
+            typer.echo("interrupted before the sweep started; nothing to resume", err=True)
+        return INTERRUPTED
     finally:
         # Collect the Tuner's callbacks while Ray is still importable: the W&B callback's
         # __del__ calls into Ray and fails noisily at interpreter exit otherwise.
