@@ -282,7 +282,10 @@ def ray_local(monkeypatch):
 
 
 @pytest.mark.slow
-def test_tune_stops_the_bad_trial_and_its_processes(tmp_path, ray_local):
+def test_tune_stops_bad_and_hung_trials_and_their_processes(tmp_path, ray_local):
+    """Real Ray Tune + the engine's CriteriaScheduler: a rule stops the high-entropy trial,
+    the scheduler's step timeout stops the hung one (the backend's own timeout, a little
+    longer, then ends its processes), the healthy one finishes; no trainer is left."""
     from ray import tune
 
     from archer_sweep.criteria import Rule
@@ -293,32 +296,38 @@ def test_tune_stops_the_bad_trial_and_its_processes(tmp_path, ray_local):
     sweep_dir = tmp_path / "cmdsweep"
     store = VerdictStore(sweep_dir)
     rules = [Rule("entropy_high", M.ENTROPY, "bad", op=">", value=7, after_step=3)]
-    scheduler = CriteriaScheduler(rules, store, objective=M.SCORE_MEAN,
-                                  param_keys=["algorithm.entropy_coeff"])
+    scheduler = CriteriaScheduler(rules, store, objective=M.SCORE_MEAN, param_keys=["params"],
+                                  step_timeout_s=1.5)
     cfg = config(total_steps=12, overrides={"fake.children": 3, "fake.step_s": 0.1},
-                 grace_period_s=1.0)
-    cfg["algorithm"] = {"entropy_coeff": tune.grid_search([0.03, 0.001]), "kl_loss_coef": 0.01}
+                 grace_period_s=1.0, step_timeout_s=4.0, algorithm={})
+    coeff = "actor_rollout_ref.actor.entropy_coeff"  # a trainer key given directly (unmapped)
+    cfg["params"] = tune.grid_search([{coeff: 0.03}, {coeff: 0.001},
+                                      {coeff: 0.001, "fake.hang_at": 3}])
     tuner = tune.Tuner(
         tune.with_resources(GRPOTrainable, {"cpu": 1}), param_space=cfg,
         tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=False,
                                     trial_dirname_creator=lambda t: t.trial_id),
         run_config=tune.RunConfig(name="cmdsweep", storage_path=str(tmp_path), verbose=0))
+    start = time.monotonic()
     grid = tuner.fit()
-    by_coeff = {r.config["algorithm"]["entropy_coeff"]: r for r in grid}
-    bad, good = by_coeff[0.03], by_coeff[0.001]
+    assert time.monotonic() - start < 120  # the hung trial did not wait for Tune's 600 s kill
     rows = {row["trial_id"]: row for row in store.rows()}
-    bad_row = rows[Path(bad.path).name]
-    assert bad_row["verdict"] == "stopped:entropy_high" and bad_row["value"] > 7
-    assert bad.metrics[M.STEP] < 12                      # stopped early
-    assert good.metrics[M.STEP] == 12 and rows[Path(good.path).name]["verdict"] == "healthy"
+    got = {}
+    for r in grid:
+        case = "hung" if "fake.hang_at" in r.config["params"] else r.config["params"][coeff]
+        got[case] = (rows[Path(r.path).name], r.metrics)
+    assert got[0.03][0]["verdict"] == "stopped:entropy_high" and got[0.03][0]["value"] > 7
+    assert got[0.03][1][M.STEP] < 12                      # stopped early
+    assert got[0.001][0]["verdict"] == "healthy" and got[0.001][1][M.STEP] == 12
+    assert got["hung"][0]["verdict"] == "stopped:timeout" and got["hung"][0]["step"] == 3
     records = [json.loads(p.read_text()) for p in sweep_dir.rglob("fake_record.json")]
-    assert len(records) == 2
-    for rec in records:                                   # stopped or finished: nothing left
+    assert len(records) == 3
+    for rec in records:                                   # stopped, hung or finished: nothing left
         assert rec["has_wandb_key"] is True
         assert_session_gone(rec["sid"])
         assert any(a.startswith("trainer.experiment_name=cmdsweep-") for a in rec["argv"])
     names = {a for rec in records for a in rec["argv"] if a.startswith("trainer.experiment_name=")}
-    assert len(names) == 2                                # one W&B run / checkpoint dir per trial
+    assert len(names) == 3                                # one W&B run / checkpoint dir per trial
     for path in sweep_dir.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
