@@ -63,6 +63,11 @@ def assert_session_gone(sid: int, timeout: float = 5.0) -> None:
     ({"gpus_per_trial": 4, "overrides": {"trainer.n_gpus_per_node": 8}},
      "overrides.trainer.n_gpus_per_node: 8 disagrees with gpus_per_trial=4"),
     ({"overrides": ["trainer.logger"]}, "overrides.0: expected `key=value`"),
+    ({"overrides": {"trainer.logger": ["wandb"]}},
+     "overrides.trainer.logger: ['wandb'] lacks 'console', which metrics.source console reads "
+     "(expected e.g. [wandb, console])"),
+    ({"overrides": ["trainer.logger=['console','wandb']"], "metrics": {"source": "jsonl"}},
+     "overrides.trainer.logger: \"['console','wandb']\" lacks 'file', which metrics.source jsonl"),
     ({"argvv": ["x"]}, "argvv: unknown key (did you mean `argv`?)"),
 ])
 def test_bad_config_is_one_clear_line(change, message):

@@ -18,12 +18,16 @@ own name when unmapped. Fixed settings go in `overrides`.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trainable import metrics as M
 from trainable.config import ConfigError, nearest
+
+LOGGER_KEY = "trainer.logger"
+"""verl's list of loggers (console, wandb, file, …)."""
 
 SEARCH_SECTIONS = ("algorithm", "actor", "rollout", "data", "trainer", "model")
 """Sections whose keys are search keys (the tiny/hf config's section names)."""
@@ -189,12 +193,26 @@ class CommandConfig(_Section):
             if key in fixed:
                 raise ConfigError(f"overrides.{key}", "is set per trial by archer-sweep "
                                   "(use experiment_prefix / output_root)")
+        self._check_logger(fixed)
         for key, name, want in ((self.gpus_key, "gpus_per_trial", self.gpus_per_trial),
                                 (self.total_steps_key, "total_steps", self.total_steps)):
             given = fixed.get(key) if key else None
             if want and given is not None and str(given) != str(want):
                 raise ConfigError(f"overrides.{key}", f"{given!r} disagrees with {name}={want}")
         return self
+
+    def _check_logger(self, fixed: dict[str, Any]) -> None:
+        """verl writes console lines / the JSONL file only for loggers named in trainer.logger."""
+        loggers = {**fixed, **self.search_values()}.get(LOGGER_KEY)
+        if loggers is None:
+            return
+        names = ([str(x) for x in loggers] if isinstance(loggers, (list, tuple))
+                 else re.findall(r"[A-Za-z_]+", str(loggers)))
+        want = {"console": "console", "jsonl": "file"}[self.metrics.source]
+        if want not in names:
+            raise ConfigError(f"overrides.{LOGGER_KEY}", f"{loggers!r} lacks {want!r}, which "
+                              f"metrics.source {self.metrics.source} reads (expected e.g. "
+                              f"[{', '.join([*names, want])}])")
 
     def search_values(self) -> dict[str, Any]:
         """Every search key with its value: the sections' keys dotted, then `params`."""
