@@ -250,6 +250,9 @@ def restore_tuner(spec, sweep_dir: Path):
     from ray import tune
 
     os.environ["ARCHER_SWEEP_DIR"] = str(sweep_dir)  # stores unpickled from tuner.pkl find it
+    from archer_sweep.salvage import salvage_staging
+
+    salvage_staging(sweep_dir, spec.name)  # reports a killed driver never synced
     return tune.Tuner.restore(str(sweep_dir), trainable=resourced_trainable(spec),
                               resume_unfinished=True, resume_errored=False,
                               restart_errored=False)

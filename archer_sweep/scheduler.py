@@ -60,6 +60,7 @@ class CriteriaScheduler(FIFOScheduler):
         self.param_keys = list(param_keys)
         self.step_timeout_s = step_timeout_s
         self.trackers: dict[str, CriteriaTracker] = {}
+        self._judged_skipped = False  # resume: judged trials were taken off the queue
         self._last_report: dict[str, float] = {}  # monotonic time of each live trial's last result
         self.asha = None
         if asha is not None:
@@ -127,11 +128,21 @@ class CriteriaScheduler(FIFOScheduler):
             self.asha.on_trial_remove(tune_controller, trial)
 
     def choose_trial_to_run(self, tune_controller):
+        if not self._judged_skipped:
+            self._skip_judged(tune_controller)
         # Tune calls this on every controller step (≤ 0.1 s apart): the place to notice a
         # step that hangs and never reports.
         if self.step_timeout_s is not None:
             self._stop_hung(tune_controller)
         return super().choose_trial_to_run(tune_controller)
+
+    def _skip_judged(self, tune_controller) -> None:
+        """After a resume, never start again a trial judged before the interruption (Tune's
+        saved state may predate its verdict): no rerun step, no re-judging."""
+        self._judged_skipped = True
+        for trial in list(tune_controller.get_trials()):
+            if trial.status in ("PENDING", "PAUSED") and self.store.get(trial.trial_id):
+                tune_controller.stop_trial(trial)
 
     def _stop_hung(self, tune_controller) -> None:
         now = time.monotonic()
