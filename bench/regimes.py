@@ -15,6 +15,7 @@ import json
 import math
 import multiprocessing as mp
 import statistics
+import sys
 
 from step import parse_sets  # bench/ is on sys.path when run as a script
 
@@ -32,6 +33,9 @@ def run(job: tuple[str, dict]) -> tuple[str, list[dict]]:
     rows = []
     while not trainer.done():
         rows.append(trainer.step())
+        r = rows[-1]
+        print(f"[{name}] step {int(r[M.STEP])} " + " ".join(f"{c}={fmt(r[k])}" for k, c in COLUMNS)
+              + f" t={r[M.TIME_STEP]:.1f}s", file=sys.stderr, flush=True)
     return name, rows
 
 

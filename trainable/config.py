@@ -52,7 +52,7 @@ class ActorConfig(_Section):
     """AdamW learning rate of the policy."""
     ppo_epochs: int = Field(1, ge=1)
     """Passes over each rollout batch (verl's `ppo_epochs`)."""
-    ppo_mini_batch_size: int = Field(16, ge=1)
+    ppo_mini_batch_size: int = Field(8, ge=1)
     """Prompts per optimiser step; each carries `rollout.n` responses (verl's convention)."""
     grad_clip: float = Field(1.0, gt=0)
     """Max global gradient norm."""
@@ -68,11 +68,11 @@ class RolloutConfig(_Section):
 
 
 class DataConfig(_Section):
-    train_batch_size: int = Field(16, ge=1)
+    train_batch_size: int = Field(8, ge=1)
     """Prompts per step."""
     max_prompt_length: int = Field(32, ge=1)
     """Longest prompt in tokens."""
-    max_response_length: int = Field(96, ge=1)
+    max_response_length: int = Field(80, ge=1)
     """Longest response in tokens; longer ones are cut (counted in `response_length/clip_ratio`)."""
 
 
