@@ -59,8 +59,11 @@ class SweepLock:
         self._fd: Optional[int] = None
 
     def __enter__(self) -> "SweepLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise unwritable(self.path.parent, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -82,9 +85,23 @@ class SweepLock:
 
 def write_spec(spec, sweep_dir: Path) -> None:
     data = spec.model_dump(mode="json", exclude_unset=True)  # loads back through load_spec
-    (sweep_dir / SPEC_FILE).write_text(
-        "# resolved spec of this sweep (written by archer-sweep run)\n"
-        + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    tmp = sweep_dir / (SPEC_FILE + ".tmp")
+    try:  # never a half-written spec.yaml (full disk): resume depends on it
+        tmp.write_text("# resolved spec of this sweep (written by archer-sweep run)\n"
+                       + yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
+                       encoding="utf-8")
+        os.replace(tmp, sweep_dir / SPEC_FILE)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise unwritable(sweep_dir, exc) from None
+
+
+def unwritable(path: Path, exc: OSError) -> UserError:
+    return UserError(f"{path}: cannot write the results directory: {exc.strerror or exc} "
+                     f"(expected a writable storage.path / --storage with free space)")
 
 
 # -- Ray ------------------------------------------------------------------------------------
