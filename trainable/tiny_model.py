@@ -105,6 +105,7 @@ class TinyGPT(nn.Module):
         mask = torch.zeros_like(seq)
         mask[:, :P] = prompt_mask
         mask[:, P:] = 1
+        pos = _positions(mask)  # known in advance: every generated token is a real token
         caches = self._new_cache(B, P + max_new_tokens) if use_cache else None
         finished = torch.zeros(B, dtype=torch.bool)
         hidden = self._hidden(prompt, _positions(prompt_mask), _full_mask(prompt_mask), caches)
@@ -114,12 +115,11 @@ class TinyGPT(nn.Module):
             finished |= token == eos_id
             if bool(finished.all()) or t + 1 == P + max_new_tokens:
                 return seq[:, P:t + 1]
-            pos = _positions(mask[:, :t + 1])
             if use_cache:
                 step_mask = mask[:, None, None, :t + 1].bool()
                 hidden = self._hidden(seq[:, t:t + 1], pos[:, t:t + 1], step_mask, caches, t)
             else:
-                hidden = self._hidden(seq[:, :t + 1], pos, _full_mask(mask[:, :t + 1]))
+                hidden = self._hidden(seq[:, :t + 1], pos[:, :t + 1], _full_mask(mask[:, :t + 1]))
         return seq[:, P:]
 
     def _new_cache(self, batch: int, length: int):

@@ -49,9 +49,13 @@ class TinyPolicy:
 
     def logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_prompt: int):
         hidden = self.model(input_ids, attention_mask)[:, n_prompt - 1:-1]
-        logits = self.model.logits(hidden)
-        return (algos.token_log_probs(logits, input_ids[:, n_prompt:]),
-                algos.entropy_from_logits(logits))
+        # Vocabulary projections only where a response token is (padding is ~20% of [B, R]).
+        real = attention_mask[:, n_prompt:].bool()
+        logits = self.model.logits(hidden[real])
+        logp, entropy = (hidden.new_zeros(real.shape) for _ in range(2))
+        logp[real] = algos.token_log_probs(logits, input_ids[:, n_prompt:][real])
+        entropy[real] = algos.entropy_from_logits(logits)
+        return logp, entropy
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tok.decode(ids)
