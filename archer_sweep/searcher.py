@@ -102,6 +102,7 @@ class CriteriaOptunaSearch(OptunaSearch):
         self._apply = apply_params
         self._objective_reduce = objective_reduce
         self._values: dict[str, list[float]] = {}
+        self._last_point: dict[str, tuple[int, float]] = {}  # trial -> (iteration, objective)
         for point in points_to_evaluate or []:  # partial points allowed, unlike Ray's check
             self._ot_study.enqueue_trial(dict(point), skip_if_exists=True)
 
@@ -120,8 +121,9 @@ class CriteriaOptunaSearch(OptunaSearch):
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             return  # Optuna rejects NaN intermediate values; the criteria judge NaN
         self._values.setdefault(trial_id, []).append(float(value))
-        if trial_id in self._ot_trials:
-            super().on_trial_result(trial_id, result)
+        # Optuna hears the last value at completion, not a SQLite commit per result: those
+        # commits were nearly all of the driver's time per result (bench/driver_overhead.py).
+        self._last_point[trial_id] = (int(result.get("training_iteration") or 0), float(value))
 
     # -- completion -------------------------------------------------------------------
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None,
@@ -142,11 +144,18 @@ class CriteriaOptunaSearch(OptunaSearch):
             flag = SATISFIED if verdict == "healthy" else VIOLATED
             ot_trial.set_user_attr(CONSTRAINT_ATTR, flag)
             ot_trial.set_constraint(CONSTRAINT_KEY, flag)  # read by constrained TPE / GP
+        point = self._last_point.pop(trial_id, None)
+        last = (result or {}).get(self.metric)
+        if isinstance(last, (int, float)) and math.isfinite(last):
+            point = (int(result.get("training_iteration") or 0), float(last))
+        if point is not None and state != TrialState.FAIL:
+            ot_trial.report(point[1], point[0])  # a PRUNED trial's value is its last report
         try:
             self._ot_study.tell(ot_trial, value, state=state)
         except Exception as exc:  # never leave the Optuna trial RUNNING
             log.warning("optuna tell(%s) failed (%s); marking it FAIL", trial_id, exc)
             self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
+        self._values.pop(trial_id, None)  # the driver's memory stays bounded
 
     def _state_for(self, trial_id: str, verdict: str, result: Optional[dict], error: bool):
         if error or verdict == "error":
