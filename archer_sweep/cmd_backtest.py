@@ -48,7 +48,11 @@ def to_markdown(bt: Backtest) -> str:
                       f"{100 * s.fraction_saved:.1f}%", s.best_healthy, regret])
     summary = md_table(["policy", "trial-steps used", "steps saved", "saved", "best healthy objective",
                         "regret"], srows)
-    return f"## Per run\n\n{per_run}\n\n## Per policy\n\n{summary}\n"
+    cut = [r.run_id for r in bt.runs if (r.verdict or {}).get("verdict", "").startswith("stopped")]
+    note = (f"\nNote: {len(cut)} run(s) were stopped when recorded ({', '.join(cut[:5])}"
+            f"{', …' if len(cut) > 5 else ''}); their history ends at that stop, so no policy "
+            f"can run them further and 'none' counts only the recorded steps.\n") if cut else ""
+    return f"## Per run\n\n{per_run}\n\n## Per policy\n\n{summary}\n{note}"
 
 
 def main(history: Sequence[Path], spec: Path, as_json: bool = False) -> int:
