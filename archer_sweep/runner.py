@@ -120,6 +120,9 @@ def configure_env(spec) -> dict[str, str]:
         # a trial stopped for a hung step is killed this long after its stop request
         env["TUNE_FORCE_TRIAL_CLEANUP_S"] = str(max(5, int(spec.failure.step_timeout_s)))
     os.environ.update(env)
+    # On a shared 2-core box a result handler can take seconds; warn only past 5 s (the
+    # user's own setting wins).
+    os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "5")
     # Custom backends (`package.module:Class`) import on workers like on the driver.
     path = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
