@@ -208,3 +208,13 @@ def test_custom_backend_by_import_path():
                                           r"`tests.nowhere:Trainer`: No module named "
                                           r"'tests.nowhere' \(expected `package.module:Class`"):
         backend_entry("tests.nowhere:Trainer")
+
+
+def test_online_wandb_needs_the_key_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # restored after the test
+    spec = fake_spec(tmp_path, tracking={"wandb": {"mode": "online"}})
+    with pytest.raises(UserError, match=r"^tracking.wandb.mode is online but WANDB_API_KEY is "
+                                        r"not set in the environment \(expected the key there, "
+                                        r"never in the spec\)$"):
+        runner.configure_env(spec)
