@@ -50,26 +50,20 @@ def encode_prompt(tok: Tokenizer, problem: Problem) -> list[int]:
     return [tok.bos_id, *tok.encode(problem.prompt)]
 
 
-_OPEN = ("first we need the product of {b} and {c} because multiplication comes before addition",
-         "let us look at the rule : multiplication comes before addition so we multiply first",
-         "we compute the product first since multiplication comes before addition",
-         "the rule is that multiplication comes before addition , so first compute {b} times {c}")
+_OPEN = ("first we multiply because multiplication comes before addition",
+         "multiplication comes before addition so we multiply first",
+         "we need the product first since multiplication comes before addition",
+         "first compute the product , then the sum")
 _MUL = ("{b} * {c} = {p}", "{b} times {c} is {p}", "the product of {b} and {c} is {p}")
-_ADD = ("then we add {a} to {p} , so {a} + {p} = {r}",
-        "now add {a} and {p} , thus {a} + {p} = {r}",
-        "next the sum of {a} and {p} is {r} because {a} + {p} = {r}",
-        "then {a} plus {p} gives {r} , hence the total is {r}")
-_CHECK = ("if we check , {r} - {a} = {p} and {p} is {b} * {c} so it is right",
-          "to check : {a} + {b} * {c} is {a} + {p} which equals {r}",
-          "still , let us check that {a} + {p} is {r} and it is",
-          "")
-_CLOSE = ("therefore the final answer is {r} .", "thus our result is {r} .",
-          "so the answer is {r} .", "hence the value is {r} .")
+_ADD = ("then {a} + {p} = {r}", "so {a} plus {p} gives {r}", "thus the sum {a} + {p} is {r}",
+        "now add {a} and {p} , hence {r}")
+_CLOSE = ("therefore the answer is {r}", "so our result is {r}", "hence the total is {r}", "")
 
 
 def _filler(rng: random.Random, tok: Tokenizer, k: int) -> list[str]:
-    # Zipf over the filler pool: a few common "thinking" words, a long tail.
-    weights = [1.0 / (i + 1) ** 0.8 for i in range(len(tok.filler))]
+    # Zipf (exponent 0.5) over the filler pool: some common "thinking" words, a long tail.
+    # About half of a solution is filler, so the warm start's token entropy is about 3.
+    weights = [1.0 / (i + 1) ** 0.5 for i in range(len(tok.filler))]
     return rng.choices(tok.filler, weights=weights, k=k)
 
 
@@ -80,11 +74,12 @@ def worked_solution(problem: Problem, rng: random.Random, tok: Tokenizer,
     if rng.random() < direct_fraction:
         return f"{ANSWER} {r}"
     values = dict(a=problem.a, b=problem.b, c=problem.c, p=problem.b * problem.c, r=r)
-    parts = [rng.choice(t).format(**values) for t in (_OPEN, _MUL, _ADD, _CHECK, _CLOSE)]
+    parts = [rng.choice(t).format(**values) for t in (_OPEN, _MUL, _ADD, _CLOSE)]
     words = [w for part in parts for w in (part.split() + ["."] if part else [])][:-1]
-    # Insert filler words at random places until the solution reaches its target length.
-    target = rng.randint(min_tokens + 2, min_tokens + 20) - 2
+    # Insert filler at sentence boundaries (never inside an equation) up to a target length.
+    target = rng.randint(min_tokens + 4, min_tokens + 16) - 2
     while len(words) < target:
-        at = rng.randrange(len(words) - 2)  # keep the closing sentence intact at the end
-        words[at:at] = _filler(rng, tok, min(rng.randint(1, 4), target - len(words)))
+        gaps = [0] + [i + 1 for i, w in enumerate(words[:-1]) if w in (".", ",")]
+        at = rng.choice(gaps)
+        words[at:at] = _filler(rng, tok, min(rng.randint(2, 6), target - len(words)))
     return " ".join(words + [ANSWER, str(r)])

@@ -33,7 +33,7 @@ from trainable.tiny_model import TinyGPT
 from trainable.tokenizer import Tokenizer, get_tokenizer
 
 log = logging.getLogger(__name__)
-TASK_VERSION = 2  # bump when tasks.worked_solution or the tokenizer changes
+TASK_VERSION = 3  # bump when tasks.worked_solution or the tokenizer changes
 
 
 @dataclass(frozen=True)
