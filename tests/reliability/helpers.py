@@ -123,6 +123,38 @@ def kill_session(sid: int) -> None:
         pass
 
 
+def descendants(root: int) -> list[int]:
+    """Live processes below `root` in the process tree."""
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            if fields[0] != "Z":
+                parent[int(entry)] = int(fields[1])
+    found, frontier = [], [root]
+    while frontier:
+        kids = [p for p, pp in parent.items() if pp in frontier]
+        found += kids
+        frontier = kids
+    return found
+
+
+def assert_no_ray_left(root: int, timeout: float = 15.0) -> None:
+    """No raylet, GCS or `ray::` worker remains below `root` (after ray.shutdown)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [c for c in command_lines(descendants(root))
+                if "ray::" in c or "raylet" in c or "gcs_server" in c]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert left == [], left
+
+
 def command_lines(pids: list[int]) -> list[str]:
     out = []
     for pid in pids:

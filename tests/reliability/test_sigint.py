@@ -6,12 +6,15 @@ import os
 import signal
 import time
 
+import pytest
+
 from tests.reliability.helpers import (command_lines, kill_session, start_cli, study_trials,
                                        verdict_rows, wait_gone, spec_data, write_spec)
 
 COEFFS = [0.001, 0.03, 0.005, 0.002]
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_state_prints_resume_and_resume_finishes(tmp_path):
     spec = write_spec(tmp_path, spec_data(tmp_path, "intr", COEFFS, steps=8, sleep_s=0.3))
     sweep_dir = tmp_path / "results" / "intr"

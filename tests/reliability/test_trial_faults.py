@@ -14,8 +14,8 @@ import ray
 
 from archer_sweep import cmd_run, runner
 from archer_sweep.spec import SweepSpec
-from tests.reliability.helpers import (OBJECTIVE, REPO, by_coeff, last_reports, spec_data,
-                                       study_trials, verdict_rows)
+from tests.reliability.helpers import (OBJECTIVE, REPO, assert_no_ray_left, by_coeff,
+                                       last_reports, spec_data, study_trials, verdict_rows)
 
 HEALTHY, CRASH, NAN, INF, HANG, CORRUPT, FLAKY = 0.001, 0.0011, 0.0012, 0.0013, 0.0014, 0.0015, 0.0016
 TIMEOUT_S = 3.0
@@ -28,6 +28,7 @@ def local_ray():
                                        "WANDB_MODE": "disabled"}})
     yield
     ray.shutdown()
+    assert_no_ray_left(os.getpid())
 
 
 @pytest.fixture(scope="module")
