@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -33,7 +32,10 @@ def make_spec(tmp: Path) -> Path:
 def run_to_end(*args: str, log: Path) -> int:
     proc = start_cli(*args, log=log)
     try:
-        return proc.wait(timeout=RUN_TIMEOUT_S)
+        code = proc.wait(timeout=RUN_TIMEOUT_S)
+        left = command_lines(wait_gone(proc.pid, timeout=30))
+        assert left == [], left  # a driver that exits leaves no Ray or trial process
+        return code
     finally:
         kill_session(proc.pid)
         proc.wait()
@@ -138,6 +140,7 @@ def check_resumed(tmp: Path, killed: dict, reference: list) -> None:
     assert outcome(sweep_dir) == reference
 
 
+@pytest.mark.slow
 def test_kill_after_two_verdicts_then_resume(reference, tmp_path):
     check_resumed(tmp_path, kill_at("two_verdicts", tmp_path), reference)
 
