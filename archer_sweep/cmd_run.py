@@ -114,7 +114,14 @@ def _fit(tuner, spec, sweep_dir: Path) -> int:
         interrupted = True
     except Exception as exc:  # Tune's own failure (not a trial's): the run failed
         log.exception("sweep failed")
-        typer.echo(f"run failed: {type(exc).__name__}: {exc}", err=True)
+        root = exc
+        while root.__cause__ is not None:  # the root cause (e.g. a full disk under Optuna)
+            root = root.__cause__
+        lines = [ln.strip() for ln in str(root).splitlines() if ln.strip()] or [""]
+        # Tune wraps a callback's exception as a traceback text: its last line says what
+        what = (lines[-1] if lines[0].startswith("Traceback")
+                else f"{type(root).__name__}: {lines[0]}")
+        typer.echo(f"run failed: {what}", err=True)
         typer.echo(f"state is saved; continue with: archer-sweep resume {sweep_dir}", err=True)
         return 1
     rows = VerdictStore(sweep_dir).rows()

@@ -65,9 +65,9 @@ def test_second_process_on_a_running_sweep_is_refused_and_secrets_stay_off_disk(
         assert SECRET_KEY.encode() not in blob and SECRET_TOKEN.encode() not in blob, path
 
 
-def _mount_tmpfs(path: Path) -> None:
+def _mount_tmpfs(path: Path, size: str = "16m") -> None:
     path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(path)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
                           capture_output=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode()[:200]}")
@@ -98,5 +98,31 @@ def test_read_only_results_disk_fails_clearly_and_keeps_earlier_results(tmp_path
             one_line_error(tmp_path / "resume.log")
         assert {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()} == before
         assert not (disk / "results" / "fresh").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_full_results_disk_fails_clearly_and_keeps_earlier_results(tmp_path):
+    disk = tmp_path / "disk"
+    _mount_tmpfs(disk, size="200k")
+    try:
+        earlier = disk / "results" / "earlier"
+        earlier.mkdir(parents=True)
+        (earlier / "verdicts.jsonl").write_text('{"trial_id": "a", "verdict": "healthy"}\n')
+        before = (earlier / "verdicts.jsonl").read_bytes()
+        data = spec_data(tmp_path, "filler", [0.001, 0.002, 0.005], steps=8)
+        data["storage"]["path"] = str(disk / "results")
+        spec = write_spec(tmp_path, data)
+        run = start_cli("run", str(spec), log=tmp_path / "run.log")
+        code = finish(run, 150)
+        text = (tmp_path / "run.log").read_text()
+        assert code == 1, text[-3000:]
+        failed = [x for x in text.splitlines() if x.startswith("run failed: ")]
+        assert failed and ("disk is full" in failed[-1] or "No space left" in failed[-1]), \
+            text[-3000:]
+        assert (f"continue with: archer-sweep resume {disk / 'results' / 'filler'}" in text)
+        assert (earlier / "verdicts.jsonl").read_bytes() == before
+        assert spec.exists()
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
