@@ -48,7 +48,7 @@ class AlgorithmConfig(_Section):
 
 
 class ActorConfig(_Section):
-    lr: float = Field(5e-4, gt=0)
+    lr: float = Field(2e-4, gt=0)
     """AdamW learning rate of the policy."""
     ppo_epochs: int = Field(1, ge=1)
     """Passes over each rollout batch (verl's `ppo_epochs`)."""
