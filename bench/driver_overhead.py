@@ -11,7 +11,8 @@ the end `on_trial_complete` on both. Trials are stand-ins (id, config, status) a
 results come from the fast fake backend (tests/fake_backend.py), generated outside the
 timed sections. Ray Tune's own per-result bookkeeping is not included (see
 bench/ray_overhead.py for that). Prints the median / p95 time per result, the per-trial
-start/finish cost, and the driver's RSS before and after.
+start/finish cost, and the driver's RSS before and after. `--tune N` also times the same
+two callbacks inside a real Ray Tune sweep of N fake trials.
 """
 from __future__ import annotations
 
@@ -131,11 +132,52 @@ def run(trials: int, concurrent: int, reports: int) -> dict:
             "wall_s": wall, "rss0_mb": rss0, "rss1_mb": rss1}
 
 
+def run_tune(trials: int, concurrent: int, reports: int) -> dict:
+    """A real (smaller) sweep under Ray Tune on the fake backend; the same two callbacks
+    are timed in place by wrapping their methods in this (driver) process."""
+    from archer_sweep import cmd_run
+    from archer_sweep.scheduler import CriteriaScheduler
+    from archer_sweep.searcher import CriteriaOptunaSearch
+
+    spent: dict[str, list[float]] = {"scheduler": [], "searcher": []}
+
+    def timed(cls, name, key):
+        inner = getattr(cls, name)
+
+        def wrapper(self, *args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return inner(self, *args, **kwargs)
+            finally:
+                spent[key].append(time.perf_counter() - t0)
+        setattr(cls, name, wrapper)
+
+    timed(CriteriaScheduler, "on_trial_result", "scheduler")
+    timed(CriteriaOptunaSearch, "on_trial_result", "searcher")
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = load_spec(ROOT / "sweeps" / "seed-v2.yaml", [
+            f"search.num_samples={trials}", f"search.max_concurrent={concurrent}",
+            f"storage.path={tmp}", "tracking.wandb.mode=disabled", f"ray.num_cpus={concurrent}",
+            "trainable.backend=tests.fake_backend:FakeTrainer",
+            f"trainable.config.trainer.total_steps={reports}", "checkpoint.frequency=0",
+            "search.space.algorithm.entropy_coeff={type: loguniform, low: 1.0e-3, high: 8.0e-3}"])
+        t0 = time.perf_counter()
+        cmd_run.run(spec, live=False)
+        wall = time.perf_counter() - t0
+    sched, search = sorted(spent["scheduler"]), sorted(spent["searcher"])
+    return {"results": len(sched),
+            "median_ms": (statistics.median(sched) + statistics.median(search)) * 1e3,
+            "p95_ms": (sched[int(0.95 * len(sched))] + search[int(0.95 * len(search))]) * 1e3,
+            "wall_s": wall}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=500)
     ap.add_argument("--concurrent", type=int, default=8)
     ap.add_argument("--reports", type=int, default=200)
+    ap.add_argument("--tune", type=int, default=0, metavar="TRIALS",
+                    help="also run a real Ray Tune sweep of TRIALS fake trials (2 at a time)")
     a = ap.parse_args()
     import logging
 
@@ -154,6 +196,11 @@ def main() -> None:
     print(f"driver RSS: {r['rss0_mb']:.0f} MB -> {r['rss1_mb']:.0f} MB "
           f"(+{r['rss1_mb'] - r['rss0_mb']:.0f} MB over {r['results']} results); "
           f"wall {r['wall_s']:.1f} s")
+    if a.tune:
+        t = run_tune(a.tune, 2, a.reports)
+        print(f"real Ray Tune sweep ({a.tune} trials, 2 concurrent, fake backend): "
+              f"scheduler + searcher per result: sum of medians {t['median_ms']:.3f} ms, "
+              f"sum of p95s {t['p95_ms']:.3f} ms over {t['results']} results; wall {t['wall_s']:.0f} s")
 
 
 if __name__ == "__main__":
