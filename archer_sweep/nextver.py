@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 STATE_OF = {"stopped": TrialState.PRUNED, "unhealthy": TrialState.COMPLETE, "healthy": TrialState.COMPLETE}
 VIOLATED, SATISFIED = 1.0, -1.0
+DUPLICATE_DISTANCE = 1e-3
+"""Unit log-space distance under which a proposal repeats a past or earlier-proposed point."""
+MAX_ASKS = 10
 EXPLORE_DISTANCE = 0.3
 """Unit log-space distance beyond which a proposal counts as exploring untried space."""
 
@@ -187,9 +190,16 @@ def propose(past: Sequence[PastTrial], space: Mapping[str, Any], mode: str = "ma
         raise ValueError("the spec searches no parameter: nothing to propose (search.space is empty)")
     study = study_copy(past, space, mode, seed)
     usable = [p for p in past if all(k in p.params for k in space)]
-    out = []
+    out: list[Proposal] = []
     for _ in range(count):
-        trial = study.ask(dict(space))  # stays RUNNING: the constant liar spreads the next ask
+        for _try in range(MAX_ASKS):
+            trial = study.ask(dict(space))  # stays RUNNING: the constant liar spreads the next ask
+            seen = [p.params for p in usable] + [q.params for q in out]
+            if all(distance(trial.params, s, space) > DUPLICATE_DISTANCE for s in seen):
+                break
+            # TPE can return a past point itself (one "good" trial makes a narrow kernel):
+            # a rerun teaches nothing new, so that ask is dropped and asked again.
+            study.tell(trial, state=TrialState.FAIL)
         near = sorted(((p, distance(trial.params, p.params, space)) for p in usable), key=lambda x: x[1])
         out.append(Proposal(dict(trial.params), near[:neighbours]))
     return out

@@ -127,3 +127,15 @@ def test_a_sweep_with_only_fixed_parameters_has_nothing_to_propose(tmp_path):
     res = _cli("report", d, "-o", tmp_path / "r")
     assert res.exit_code == 0, res.output
     assert "_no proposal: the sweep searches no parameter" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_no_proposal_repeats_a_past_point():
+    # Seen on the tiny backend: with one healthy trial TPE returned that trial's exact params.
+    space = {EC: FloatDistribution(1e-3, 1e-1, log=True), KL: FloatDistribution(1e-3, 1e-1, log=True)}
+    past = [PastTrial("h", {EC: 0.001345853577688475, KL: 0.0016076701053478258}, "healthy", 0.078, "t"),
+            _stopped("s1", 0.01, 0.01, 11), _stopped("s2", 0.016, 0.012, 7),
+            PastTrial("u", {EC: 0.007, KL: 0.0196}, "unhealthy:reasoning_length", 0.04, "t", {30: 0.04}, 30)]
+    props = propose(past, space, count=4)
+    for i, p in enumerate(props):
+        others = [q.params for q in past] + [q.params for q in props[:i]]
+        assert min(distance(p.params, o, space) for o in others) > 1e-3, p.params
