@@ -1,6 +1,7 @@
 """The tiny backend's warm start: SFT on generated worked solutions, built once, cached.
 
-The cache file lives under `$ARCHER_SWEEP_CACHE` (default `~/.cache/archer-sweep/`),
+The cache file lives under `$ARCHER_SWEEP_CACHE` (default `$XDG_CACHE_HOME/archer-sweep/`,
+`~/.cache/archer-sweep/` without it),
 named by a hash of everything that shapes it (model sizes, SFT settings, vocabulary,
 task version), so a changed setting builds a new one. A file lock makes trials that
 start together build it once: the first takes the lock and trains (with every core,
@@ -50,7 +51,9 @@ class SFTSettings:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("ARCHER_SWEEP_CACHE", Path.home() / ".cache" / "archer-sweep"))
+    if os.environ.get("ARCHER_SWEEP_CACHE"):
+        return Path(os.environ["ARCHER_SWEEP_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "archer-sweep"
 
 
 def cache_key(model_cfg: TinyModelConfig, sft: SFTSettings) -> str:
