@@ -72,7 +72,10 @@ def write_report(sweep: Sweep, out: Path, history: Sequence[Path] = ()) -> Path:
     rows, proposals, note = _next_rows(sweep, history)
     bounds = ({k: (p.low, p.high) for k, p in sweep.spec.search.space.items()
                if p.low is not None and p.high is not None and p.low > 0} if sweep.spec else None)
-    p = plots.space_plot(sweep.runs, sweep.space_keys, out / "param_space.png", proposals, bounds)
+    from archer_sweep.history import load_histories
+    earlier = load_histories(history) if history else []
+    p = plots.space_plot(sweep.runs, sweep.space_keys, out / "param_space.png", proposals, bounds,
+                         earlier)
     if p:
         figs["parameter space by verdict"] = p.name
     study = importance_study(sweep)

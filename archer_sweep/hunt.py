@@ -154,7 +154,7 @@ def hunt(spec_path: Path, rounds: int, until: str = "healthy", storage: Optional
             status = f"stopped after round {n}: {res.healthy} healthy trial(s)"
             break
         if n == rounds:
-            status = f"all {rounds} round(s) run; {'no' if not res.healthy else res.healthy} healthy trial in the last"
+            status = f"all {rounds} round(s) run; {res.healthy or 'no'} healthy trial(s) in the last"
             break
         spec_file = directory / NEXT_FILE
         if not spec_file.exists():

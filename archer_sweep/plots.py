@@ -86,9 +86,11 @@ def metric_plot(runs: Sequence[Run], metric: str, rules: Sequence[Rule], out: Pa
 
 def space_plot(runs: Sequence[Run], keys: Sequence[str], out: Path,
                proposals: Sequence[dict] = (),
-               bounds: Optional[dict[str, tuple[float, float]]] = None) -> Optional[Path]:
+               bounds: Optional[dict[str, tuple[float, float]]] = None,
+               earlier: Sequence[Run] = ()) -> Optional[Path]:
     """The first two searched parameters (log axes) coloured by verdict; proposals as stars;
-    the axes span the search space when `bounds` are given."""
+    the axes span the search space when `bounds` are given; `earlier` runs (e.g. a hunt's
+    previous rounds) are drawn faded."""
     if len(keys) < 2:
         return None
     kx, ky = keys[0], keys[1]
@@ -98,6 +100,11 @@ def space_plot(runs: Sequence[Run], keys: Sequence[str], out: Path,
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 5))
+    old = [(r, r.params.get(kx), r.params.get(ky)) for r in earlier]
+    old = [(r, x, y) for r, x, y in old if isinstance(x, (int, float)) and isinstance(y, (int, float))]
+    if old:
+        ax.scatter([x for _, x, _ in old], [y for _, _, y in old], s=40, alpha=0.35, zorder=2,
+                   c=[VERDICT_COLOURS[verdict_kind(r)] for r, _, _ in old], label="earlier (faded)")
     for kind, colour in VERDICT_COLOURS.items():
         sel = [(r, x, y) for r, x, y in pts if verdict_kind(r) == kind]
         if sel:
@@ -109,9 +116,9 @@ def space_plot(runs: Sequence[Run], keys: Sequence[str], out: Path,
     prop = [(x, y) for x, y in prop if x is not None and y is not None]
     if prop:
         ax.scatter(*zip(*prop), marker="*", s=220, c="gold", edgecolors="black", label="proposed next", zorder=4)
-    if all(x > 0 for _, x, _ in pts):
+    if all(x > 0 for _, x, _ in pts + old):
         ax.set_xscale("log")
-    if all(y > 0 for _, _, y in pts):
+    if all(y > 0 for _, _, y in pts + old):
         ax.set_yscale("log")
     for key, set_lim in ((kx, ax.set_xlim), (ky, ax.set_ylim)):
         if bounds and key in bounds:
