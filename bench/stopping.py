@@ -64,14 +64,21 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--storage", default=None, help="results root (default: a temp dir)")
     ap.add_argument("--live", action="store_true", help="show the live trial lines")
+    ap.add_argument("--reuse", default=None,
+                    help="a finished `archer-sweep run` dir to use as the criteria run "
+                         "(its spec.yaml is the spec; only the to-the-end run is made)")
     args = ap.parse_args()
     root = Path(args.storage or tempfile.mkdtemp(prefix="archer-bench-"))
-    spec = cmd_run.load(Path(args.spec), args.sets)
+    spec_path = Path(args.reuse) / "spec.yaml" if args.reuse else Path(args.spec)
+    spec = cmd_run.load(spec_path, args.sets)
     spec = spec.model_copy(update={"storage": spec.storage.model_copy(update={"path": str(root)}),
                                    "tracking": spec.tracking.model_copy(update={
                                        "wandb": spec.tracking.wandb.model_copy(
                                            update={"mode": "disabled"})})})
-    crit_dir, crit_s = sweep(spec, args.live)
+    if args.reuse:
+        crit_dir, crit_s = Path(args.reuse).resolve(), math.nan
+    else:
+        crit_dir, crit_s = sweep(spec, args.live)
     rows = sorted(VerdictStore(crit_dir).rows(), key=lambda r: r["time"])
     full_dir, full_s = sweep(to_the_end(spec, rows), args.live)
 
@@ -89,7 +96,7 @@ def main() -> None:
     best_f = best_healthy(full_rows, last(full_hist), mode)
     steps_c, steps_f = trial_steps(crit_hist), trial_steps(full_hist)
     saved = 1 - steps_c / steps_f if steps_f else 0.0
-    print(f"spec: {args.spec}  trials: {len(rows)}  results: {root}")
+    print(f"spec: {spec_path}  trials: {len(rows)}  results: {root}")
     print(f"{'trial':>10}  {'params':<44} {'criteria verdict':<36} {'steps':>5}  {'full':>5}")
     full_of = {_key(f["params"]): f for f in full_rows}
     for r in rows:
