@@ -13,9 +13,7 @@ from typing import Optional, Sequence
 
 import typer
 
-from archer_sweep import runner
 from archer_sweep.errors import UserError
-from archer_sweep.live import summary
 from archer_sweep.results import SPEC_FILE, STUDY_FILE
 from archer_sweep.verdicts import VERDICTS_FILE, VerdictStore
 
@@ -27,23 +25,16 @@ INTERRUPTED = 130
 def load(path: Path, overrides: Sequence[str] = ()):
     from archer_sweep.spec import load_spec
 
-    try:
-        return load_spec(path, list(overrides))
-    except ImportError:  # spec checks still landing: plain parse (temporary, see report)
-        return _plain_load(path, overrides)
+    return load_spec(path, list(overrides))
 
 
-def _plain_load(path: Path, overrides: Sequence[str]):
-    import yaml
+def _checked_name(name: str) -> str:
+    import re
 
-    from archer_sweep.searcher import apply_dotted
-    from archer_sweep.spec import SweepSpec
-
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        data = apply_dotted(data, {key: yaml.safe_load(value)})
-    return SweepSpec.model_validate(data)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise UserError(f"--name: {name!r} is not a valid sweep name "
+                        "(expected letters, digits, `_`, `.` or `-`, starting with a letter or digit)")
+    return name
 
 
 def main(spec: Optional[Path] = None, name: Optional[str] = None, storage: Optional[Path] = None,
@@ -53,7 +44,7 @@ def main(spec: Optional[Path] = None, name: Optional[str] = None, storage: Optio
     if spec is None:
         raise UserError("run needs a spec file (expected `archer-sweep run SPEC`)")
     parsed = load(Path(spec), overrides)
-    update = {"name": name} if name else {}
+    update = {"name": _checked_name(name)} if name else {}
     if storage is not None:
         update["storage"] = parsed.storage.model_copy(update={"path": str(storage)})
     parsed = parsed.model_copy(update=update) if update else parsed
@@ -61,6 +52,8 @@ def main(spec: Optional[Path] = None, name: Optional[str] = None, storage: Optio
 
 
 def run(spec, live: bool = True) -> int:
+    from archer_sweep import runner  # lazy: Ray loads only after the spec is valid
+
     sweep_dir = runner.sweep_dir_of(spec)
     leftovers = [f for f in (runner.TUNER_FILE, VERDICTS_FILE, STUDY_FILE)
                  if (sweep_dir / f).exists()]
@@ -75,6 +68,8 @@ def run(spec, live: bool = True) -> int:
 
 
 def resume(sweep_dir: Path) -> int:
+    from archer_sweep import runner  # lazy: Ray loads only after the spec is valid
+
     sweep_dir = sweep_dir.expanduser().resolve()
     if not runner.is_sweep_dir(sweep_dir) or not (sweep_dir / SPEC_FILE).exists():
         raise UserError(f"{sweep_dir}: not an archer-sweep results directory "
@@ -86,6 +81,8 @@ def resume(sweep_dir: Path) -> int:
 
 
 def _with_ray(spec, env, make, sweep_dir: Path) -> int:
+    from archer_sweep import runner  # lazy: Ray loads only after the spec is valid
+
     import ray
 
     started = False
@@ -107,6 +104,8 @@ def _with_ray(spec, env, make, sweep_dir: Path) -> int:
 
 
 def _fit(tuner, spec, sweep_dir: Path) -> int:
+    from archer_sweep.live import summary
+
     interrupted = False
     try:
         tuner.fit()

@@ -17,6 +17,7 @@ import yaml
 from ray.air.integrations.wandb import WandbLoggerCallback
 
 from archer_sweep.errors import UserError
+from archer_sweep.space import apply_params, fixed_params, to_optuna_space
 from archer_sweep.results import LOCK_FILE, SPEC_FILE, study_url
 from archer_sweep.verdicts import VerdictStore
 
@@ -33,10 +34,6 @@ def base_config(spec) -> dict:
     """The trainable config every trial starts from: the spec's config, backend and `fixed`
     parameters (sampled params are applied on top by the searcher)."""
     config = {"backend": spec.trainable.backend, **dict(spec.trainable.config)}
-    try:
-        from archer_sweep.space import apply_params, fixed_params
-    except ImportError:
-        return config
     return apply_params(config, fixed_params(spec))
 
 
@@ -150,11 +147,7 @@ def trial_dirname(trial) -> str:
 
 
 def optuna_space(spec) -> dict:
-    """Dotted key -> Optuna distribution (space.py's mapping; a minimal one until it lands)."""
-    try:
-        from archer_sweep.space import fixed_params, to_optuna_space
-    except ImportError:
-        return _minimal_space(spec)
+    """Dotted key -> Optuna distribution (space.py's mapping plus the fixed values)."""
     import optuna.distributions as D
 
     space = to_optuna_space(spec)
@@ -167,28 +160,6 @@ def optuna_space(spec) -> dict:
         raise UserError("search.space: nothing to sample (expected at least one parameter; "
                         "a `fixed` number or string counts)")
     return space
-
-
-def _minimal_space(spec) -> dict:
-    import optuna.distributions as D
-
-    out = {}
-    for key, p in spec.search.space.items():
-        if p.type in ("uniform", "loguniform"):
-            out[key] = D.FloatDistribution(p.low, p.high, log=p.type == "loguniform", step=p.step)
-        elif p.type == "int":
-            out[key] = D.IntDistribution(int(p.low), int(p.high), log=p.log, step=int(p.step or 1))
-        else:
-            out[key] = D.CategoricalDistribution(p.values if p.type == "choice" else [p.value])
-    return out
-
-
-def params_applier():
-    try:
-        from archer_sweep.space import apply_params
-    except ImportError:
-        from archer_sweep.searcher import apply_dotted as apply_params
-    return apply_params
 
 
 @dataclass
@@ -219,7 +190,7 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
         study_name=spec.name,
         # only the points that will run: an enqueued point never asked stays WAITING
         points_to_evaluate=s.points_to_evaluate[:s.num_samples],
-        objective_reduce=s.objective_reduce, apply_params=params_applier())
+        objective_reduce=s.objective_reduce, apply_params=apply_params)
     callbacks: list = [LiveTable(store, keys)] if live else []
     if spec.tracking.wandb.mode != "disabled":
         callbacks.append(QuietWandbLoggerCallback(project=spec.tracking.wandb.project or spec.name,

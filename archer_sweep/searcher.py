@@ -18,7 +18,6 @@ trainable config with the sampled values applied at their dotted keys.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from typing import Any, Callable, Mapping, Optional
@@ -27,6 +26,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from archer_sweep.space import apply_params
 from archer_sweep.verdicts import VerdictStore
 
 log = logging.getLogger(__name__)
@@ -76,24 +76,12 @@ def make_sampler(kind: str, seed: Optional[int], n_startup: int,
     return SAMPLERS[kind](seed, n_startup)
 
 
-def apply_dotted(base: Mapping[str, Any], params: Mapping[str, Any]) -> dict:
-    """Copy of the nested `base` with each `a.b.c` key of `params` set."""
-    out = copy.deepcopy(dict(base))
-    for key, value in params.items():
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
-
-
 class CriteriaOptunaSearch(OptunaSearch):
     def __init__(self, space: Mapping[str, optuna.distributions.BaseDistribution], *,
                  metric: str, mode: str, store: VerdictStore, base_config: Mapping[str, Any],
                  sampler: optuna.samplers.BaseSampler, storage_url: str, study_name: str,
                  points_to_evaluate: Optional[list[dict]] = None, objective_reduce: str = "last",
-                 apply_params: Callable[[Mapping, Mapping], dict] = apply_dotted):
+                 apply_params: Callable[[Mapping, Mapping], dict] = apply_params):
         storage = optuna.storages.RDBStorage(storage_url)
         super().__init__(space=dict(space), metric=metric, mode=mode, sampler=sampler,
                          study_name=study_name, storage=storage)

@@ -7,7 +7,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from archer_sweep.criteria import Verdict
-from archer_sweep.searcher import (CONSTRAINT_ATTR, CriteriaOptunaSearch, apply_dotted,
+from archer_sweep.searcher import (CONSTRAINT_ATTR, CriteriaOptunaSearch,
                                    make_sampler, verdict_constraints)
 from archer_sweep.verdicts import VerdictStore
 from trainable import metrics as M
@@ -116,11 +116,6 @@ def test_save_restore_keeps_the_live_store_and_reconciles_orphans(tmp_path):
     fresh.on_trial_complete("b", {M.SCORE_MEAN: 0.4})
     states = [t.state for t in study(tmp_path).trials if t.state != TrialState.WAITING]
     assert states == [TrialState.PRUNED, TrialState.COMPLETE, TrialState.FAIL]
-
-
-def test_apply_dotted_creates_sections():
-    assert apply_dotted({"a": {"x": 1}}, {"a.y": 2, "b.c.d": 3}) == \
-        {"a": {"x": 1, "y": 2}, "b": {"c": {"d": 3}}}
 
 
 @pytest.mark.parametrize("kind", ["tpe", "random", "gp", "cmaes", "qmc"])
