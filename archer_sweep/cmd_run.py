@@ -87,6 +87,7 @@ def _with_ray(spec, env, make, sweep_dir: Path) -> int:
 
     started = False
     try:
+        _prepare(spec)
         started = runner.ensure_ray(spec, env)
         return _fit(make(), spec, sweep_dir)
     except KeyboardInterrupt:  # Ctrl-C before Tune's own handler was installed
@@ -101,6 +102,14 @@ def _with_ray(spec, env, make, sweep_dir: Path) -> int:
         gc.collect()
         if started:
             ray.shutdown()
+
+
+def _prepare(spec) -> None:
+    """Backend work done once before any trial (the tiny warm start), shown in the driver."""
+    from archer_sweep import runner
+    from trainable.trainer import prepare_backend
+
+    prepare_backend(runner.base_config(spec))
 
 
 def _fit(tuner, spec, sweep_dir: Path) -> int:

@@ -118,3 +118,15 @@ def test_warm_start_is_built_once_and_cached(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("tiny-warmstart-*.pt"))) == 1
     other = warmstart.SFTSettings(steps=2, batch_size=4, smooth_steps=1, max_len=80)
     assert warmstart.cache_key(cfg, other) != warmstart.cache_key(cfg, sft)
+
+
+def test_prepare_builds_the_warm_start_once_in_the_driver(monkeypatch):
+    # `run` calls prepare_backend before Ray starts, so the SFT shows progress in the driver.
+    import trainable.backends.tiny as tiny
+    from trainable.trainer import prepare_backend
+
+    calls = []
+    monkeypatch.setattr(tiny, "load_or_build", lambda sizes, sft: calls.append(sizes.d_model))
+    prepare_backend({"backend": "tiny", "model": {"d_model": 64, "n_head": 4}})
+    prepare_backend({"backend": "tiny", "model": {"warm_start": False}})
+    assert calls == [64]

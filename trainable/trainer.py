@@ -34,6 +34,14 @@ def validate_config(config: dict[str, Any]) -> BaseModel:
     return parse_config(load_object(entry.config), config)
 
 
+def prepare_backend(config: dict[str, Any]) -> None:
+    """Run the backend's one-time driver-side preparation, if it has one."""
+    parsed = validate_config(config)
+    entry = backend_entry(parsed.backend)
+    if entry.prepare:
+        load_object(entry.prepare)(parsed)
+
+
 def build_trainer(config: dict[str, Any]) -> Trainer:
     """Build the backend named by `config["backend"]` (default `tiny`) from a nested dict."""
     parsed = validate_config(config)

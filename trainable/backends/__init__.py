@@ -19,11 +19,15 @@ class BackendEntry:
     config: str
     """`module:Class` of its pydantic config model."""
     description: str
+    prepare: str | None = None
+    """`module:function(parsed_config)` run once in the driver before any trial starts
+    (e.g. building a cached warm start with visible progress instead of inside a worker)."""
 
 
 BACKENDS: dict[str, BackendEntry] = {
     "tiny": BackendEntry("trainable.backends.tiny:TinyTrainer", "trainable.config:GRPOConfig",
-                         "embedded CPU world: small transformer on a synthetic arithmetic task"),
+                         "embedded CPU world: small transformer on a synthetic arithmetic task",
+                         prepare="trainable.backends.tiny:prepare"),
     "hf": BackendEntry("trainable.backends.hf:HFTrainer", "trainable.config:HFGRPOConfig",
                        "transformers causal LM (Qwen3); vLLM rollouts + DeepSpeed on GPU"),
     "command": BackendEntry("trainable.backends.command:CommandTrainer",

@@ -151,3 +151,9 @@ class TinyTrainer:
 
     def close(self) -> None:
         """Nothing to release: the tiny world lives in this process."""
+
+
+def prepare(config: GRPOConfig) -> None:
+    """Build the cached warm start in the driver (with progress logs) before trials start."""
+    if config.model.warm_start:
+        load_or_build(config.model, SFTSettings())
