@@ -12,11 +12,11 @@ import yaml
 from archer_sweep.analysis import Sweep, load_sweep
 from archer_sweep.errors import UserError
 from archer_sweep.history import SPEC_FILE, load_histories
+from archer_sweep.results import STUDY_FILE
 from archer_sweep.nextver import (Proposal, describe_near, from_runs, from_study, merge, next_spec,
                                   override_lines, propose, rationale, reference)
 from archer_sweep.tables import md_table, short_param
 
-STUDY_FILE = "study.db"
 
 
 def past_trials(sweep: Sweep, history: Sequence[Path] = ()):

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from archer_sweep.errors import UserError
+from archer_sweep.results import SPEC_FILE
+from archer_sweep.verdicts import VERDICTS_FILE
 from trainable import metrics as M
 
 log = logging.getLogger(__name__)
 
 TRIAL_FILES = ("result.json", "params.json")
-VERDICTS_FILE = "verdicts.jsonl"
-SPEC_FILE = "spec.yaml"
 
 
 @dataclass
