@@ -120,6 +120,11 @@ def configure_env(spec) -> dict[str, str]:
     # On a shared 2-core box a result handler can take seconds; warn only past 5 s (the
     # user's own setting wins).
     os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "5")
+    # Tune reads that variable once, at import (a class attribute), and ray.tune is already
+    # imported here; W&B's first log of each trial alone takes 1-2 s.
+    from ray.tune.utils.util import warn_if_slow
+
+    warn_if_slow.DEFAULT_THRESHOLD = float(os.environ["TUNE_WARN_THRESHOLD_S"])
     # Custom backends (`package.module:Class`) import on workers like on the driver.
     path = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
