@@ -132,6 +132,11 @@ def _fit(tuner, spec, sweep_dir: Path) -> int:
         typer.echo(f"run failed: {what}", err=True)
         typer.echo(f"state is saved; continue with: archer-sweep resume {sweep_dir}", err=True)
         return 1
+    from archer_sweep.salvage import salvage_staging
+
+    # W&B's logging actors can finish after Tune's last sync to storage (seen under load):
+    # their offline runs would stay in Ray's staging dir only.
+    salvage_staging(sweep_dir, spec.name)
     rows = VerdictStore(sweep_dir).rows()
     total = spec.search.num_samples
     typer.echo(summary(sweep_dir, spec.search.metric, spec.search.mode, total))
