@@ -1,11 +1,12 @@
-"""Before a resume: finish the sync that a killed driver never did.
+"""Finish the sync to storage that Ray Tune did not do: after a killed driver, and after a run.
 
 Ray Tune writes trial results (`result.json`, …) and experiment state into a staging
 directory under the Ray session (`<ray tmp>/session_*/artifacts/*/<name>/driver_artifacts`)
 and copies it to the storage path only every few seconds. A SIGKILLed driver therefore
 leaves the newest reports only in staging: a trial judged just before the kill would
 look shorter in the results than it ran. The staging directory is still on disk after
-the kill, so `resume` copies its newer files into the sweep directory first.
+the kill, so `resume` copies its newer files into the sweep directory first. `run` does the
+same at its end: W&B logging actors can finish after Tune's final sync.
 """
 from __future__ import annotations
 
