@@ -139,18 +139,22 @@ def test_argv_maps_search_keys_and_gives_each_trial_its_own_name():
     assert len(keys) == len(set(keys))
 
 
+def run_to_end(t, got: list | None = None) -> list:
+    """Step `t` until its trainer exits (appending to `got`); always close it."""
+    got = [] if got is None else got
+    try:
+        while True:
+            got.append(t.step())
+            if t.done():
+                return got
+    finally:
+        t.close()
+
+
 # ---- running the fake trainer ---------------------------------------------------------------
 def test_console_metrics_with_noise_are_parsed_and_mapped(tmp_path):
     t = trainer(tmp_path, overrides={"fake.noise": True})
-    try:
-        steps = []
-        while True:
-            m = t.step()
-            steps.append(m)
-            if t.done():
-                break
-    finally:
-        t.close()
+    steps = run_to_end(t)
     assert [m[M.STEP] for m in steps] == [1, 2, 3, 4, 5, 6]
     first = steps[0]
     assert first[M.ENTROPY] == pytest.approx(5.966, abs=1e-9)  # the fake's printed value
@@ -170,14 +174,7 @@ def test_console_metrics_with_noise_are_parsed_and_mapped(tmp_path):
 def test_jsonl_source_has_full_precision_and_lookahead_without_total_steps(tmp_path):
     t = trainer(tmp_path, total_steps=None, metrics={"source": "jsonl"},
                 overrides={"fake.format": "jsonl", "trainer.total_training_steps": 4})
-    got = []
-    try:
-        while True:
-            got.append(t.step())
-            if t.done():
-                break
-    finally:
-        t.close()
+    got = run_to_end(t)
     assert [m[M.STEP] for m in got] == [1, 2, 3, 4]
     assert got[0][M.ENTROPY] != round(got[0][M.ENTROPY], 3)  # JSON keeps all digits
     assert (t.output_dir / "metrics.jsonl").exists()
@@ -240,14 +237,7 @@ def test_save_load_resumes_from_the_trainers_own_checkpoint(tmp_path):
     t2 = trainer(tmp_path, total_steps=5, overrides=over)
     t2.load(str(tmp_path))
     assert "trainer.resume_mode=auto" in t2.argv()
-    rest = []
-    try:
-        while True:
-            rest.append(t2.step())
-            if t2.done():
-                break
-    finally:
-        t2.close()
+    rest = run_to_end(t2)
     assert [m[M.STEP] for m in first + rest] == [1, 2, 3, 4, 5]
     assert "starting at step 2" in (tmp_path / "t00001" / "trainer.log").read_text()
 
@@ -533,13 +523,7 @@ def test_jsonl_records_relogged_after_a_restart_are_reported_once(tmp_path):
     rest = [t2.step()]  # launches the trainer again; the old lines for 3-5 are read at once
     while log_file.read_text().count('"step": 5') < 2 and time.monotonic() < deadline + 10:
         time.sleep(0.02)  # ...and it re-logs 4-5 before they are reported
-    try:
-        while True:
-            rest.append(t2.step())
-            if t2.done():
-                break
-    finally:
-        t2.close()
+    run_to_end(t2, rest)
     assert [m[M.STEP] for m in first + rest] == [1, 2, 3, 4, 5, 6, 7, 8]
     logged = [json.loads(x)["step"] for x in log_file.read_text().splitlines()]
     assert logged.count(4) == 2 and logged.count(5) == 2  # the file repeats steps 4-5
