@@ -18,15 +18,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from archer_sweep.errors import UserError
-from archer_sweep.results import SPEC_FILE
+from archer_sweep.results import SPEC_FILE, space_keys, trial_dirs
 from archer_sweep.verdicts import VERDICTS_FILE
 from trainable import metrics as M
+from trainable.backends.verl_logs import parse_console_line
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +178,6 @@ def read_verl_jsonl(path: Path) -> list[Run]:
     return [finalize(run)]
 
 
-_CONSOLE = re.compile(r"(?:^|\s)step:(\d+)\s+-\s+(.*)$")
-
-
 def read_verl_console(path: Path) -> list[Run]:
     """verl console output: `step:N - key:value - ...` lines; other lines are ignored."""
     run = Run(path.stem, source=str(path))
@@ -189,16 +186,9 @@ def read_verl_console(path: Path) -> list[Run]:
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc})") from exc
     for line in lines:
-        m = _CONSOLE.search(line)
-        if not m:
-            continue
-        report: dict[str, float] = {}
-        for part in m.group(2).split(" - "):
-            key, sep, val = part.strip().rpartition(":")
-            x = _num(val.strip()) if sep else None
-            if key and x is not None:
-                report[key] = x
-        run.steps.append(report | {M.STEP: int(m.group(1))})
+        record = parse_console_line(line)
+        if record is not None:
+            run.steps.append(dict(record.metrics) | {M.STEP: record.step})
     if not run.steps:
         raise UserError(f"{path}: no `step:N - key:value` lines found")
     return [finalize(run)]
@@ -210,7 +200,7 @@ def _sniff(path: Path) -> Callable[[Path], list[Run]]:
             first = next((l for l in fh if l.strip()), "")
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc})") from exc
-    if _CONSOLE.search(first) or not first.lstrip().startswith("{"):
+    if parse_console_line(first) is not None or not first.lstrip().startswith("{"):
         return read_verl_console
     try:
         obj = json.loads(first)
@@ -223,25 +213,9 @@ def _sniff(path: Path) -> Callable[[Path], list[Run]]:
 
 # ---------------------------------------------------------------- directory readers
 
-def _trial_dirs(root: Path) -> list[Path]:
-    return sorted(p.parent for p in root.glob("*/result.json"))
-
-
 def is_results_dir(path: Path) -> bool:
     return path.is_dir() and ((path / VERDICTS_FILE).exists() or (path / SPEC_FILE).exists()
-                              or bool(_trial_dirs(path)))
-
-
-def _space_keys(root: Path) -> Optional[set[str]]:
-    spec = root / SPEC_FILE
-    if not spec.exists():
-        return None
-    import yaml
-    try:
-        data = yaml.safe_load(spec.read_text()) or {}
-        return set((data.get("search") or {}).get("space") or {})
-    except yaml.YAMLError:
-        return None
+                              or bool(trial_dirs(path)))
 
 
 def read_verdicts(root: Path) -> dict[str, dict]:
@@ -274,9 +248,9 @@ def _trial_params(trial: Path, space: Optional[set[str]]) -> dict[str, Any]:
 def read_results_dir(root: Path) -> list[Run]:
     """A sweep's results directory: one Run per Ray Tune trial, verdicts attached."""
     verdicts = read_verdicts(root)
-    space = _space_keys(root)
+    space = space_keys(root)
     runs: list[Run] = []
-    for trial in _trial_dirs(root):
+    for trial in trial_dirs(root):
         path = trial / "result.json"
         tid, steps = trial.name, []
         for no, obj in _json_lines(path, torn_tail_ok=True):

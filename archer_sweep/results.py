@@ -77,7 +77,7 @@ def load_results(path: str | Path):
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"no sweep directory at {sweep_dir}")
     verdicts = _verdicts(sweep_dir)
-    keys = _space_keys(sweep_dir)
+    keys = space_keys(sweep_dir)
     rows = []
     for tdir in trial_dirs(sweep_dir):
         params = _trial_params(tdir, keys)
@@ -100,7 +100,8 @@ def load_results(path: str | Path):
     return frame
 
 
-def _space_keys(sweep_dir: Path) -> list[str]:
+def space_keys(sweep_dir: Path) -> list[str]:
+    """The searched dotted keys of a sweep, from its spec.yaml ([] when it has none)."""
     import yaml
 
     try:
