@@ -43,6 +43,9 @@ class Rule:
     at_step: Optional[int] = None
     patience: int = 1
     on_nan: Literal["stop", "skip", "fire"] = "stop"
+    window: int = 1
+    """Judge the mean of the metric over the last `window` reports (finite values only),
+    e.g. a score that one batch of prompts makes noisy."""
 
     def __post_init__(self) -> None:
         if (self.op is None) == (self.between is None):
@@ -53,6 +56,8 @@ class Rule:
             raise ValueError(f"rule {self.name!r}: between={self.between} needs low <= high")
         if self.patience < 1:
             raise ValueError(f"rule {self.name!r}: {self.patience=} must be >= 1")
+        if self.window < 1:
+            raise ValueError(f"rule {self.name!r}: {self.window=} must be >= 1")
 
     def holds(self, x: float) -> bool:
         """The rule's condition on a finite value (for bad rules: the bad thing)."""
@@ -66,7 +71,8 @@ class Rule:
         when = (f"at step {self.at_step}" if self.at_step is not None
                 else f"after step {self.after_step}" if self.after_step else "any step")
         pat = f", {self.patience} reports in a row" if self.patience > 1 else ""
-        return f"{self.metric} {cond} ({when}{pat})"
+        metric = f"mean of last {self.window} {self.metric}" if self.window > 1 else self.metric
+        return f"{metric} {cond} ({when}{pat})"
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,10 @@ class CriteriaTracker:
     verdict: Optional[Verdict] = None
     keep_history: bool = True
 
+    def __post_init__(self) -> None:
+        if not self.keep_history and any(r.window > 1 for r in self.rules):
+            raise ValueError("rules with window > 1 need keep_history=True")
+
     def update(self, metrics: Mapping[str, float]) -> Optional[Verdict]:
         """Feed one report; return a `stopped:*` verdict the first time a bad rule fires."""
         if self.verdict is not None:
@@ -144,7 +154,8 @@ class CriteriaTracker:
             self.streaks[rule.name] = -1  # judged once
         elif step <= rule.after_step:
             return None
-        x = _value(metrics, rule.metric)
+        x = (_value(metrics, rule.metric) if rule.window == 1
+             else _window_mean(rule, self.history))
         if not math.isfinite(x):
             if rule.on_nan == "stop":
                 return Verdict(NAN_VERDICT, rule=rule.name, step=step, metric=rule.metric, value=x,
@@ -176,7 +187,10 @@ class CriteriaTracker:
             if rule.verdict != "good":
                 continue
             report = _report_for(rule, hist)
-            x = _value(report, rule.metric) if report is not None else math.nan
+            x = math.nan
+            if report is not None:
+                x = (_value(report, rule.metric) if rule.window == 1
+                     else _window_mean(rule, hist[:hist.index(report) + 1]))
             step = int(report.get(STEP_KEY, last_step)) if report is not None else last_step
             if not math.isfinite(x) or not rule.holds(x):
                 self.verdict = Verdict(f"unhealthy:{rule.name}", rule.name, step, rule.metric, x,
@@ -185,6 +199,12 @@ class CriteriaTracker:
                 return self.verdict
         self.verdict = Verdict("healthy", step=last_step)
         return self.verdict
+
+
+def _window_mean(rule: Rule, hist: Sequence[Mapping[str, float]]) -> float:
+    """Mean of the finite values of `rule.metric` in the last `rule.window` reports (NaN if none)."""
+    values = [x for x in (_value(h, rule.metric) for h in hist[-rule.window:]) if math.isfinite(x)]
+    return sum(values) / len(values) if values else math.nan
 
 
 def _report_for(rule: Rule, hist: Sequence[Mapping[str, float]]) -> Optional[Mapping[str, float]]:

@@ -91,6 +91,10 @@ def _check_budget(rule: Any, path: tuple, lines: Any, budget: int) -> None:
     if rule.at_step is not None and rule.at_step > budget:
         raise located(lines, path + ("at_step",), f"{rule.at_step} is beyond the step budget of "
                                                   f"{_steps(budget)} (expected at most {budget})")
+    last = rule.at_step if rule.at_step is not None else budget
+    if rule.window > last:
+        raise located(lines, path + ("window",), f"{rule.window} reports cannot be averaged by "
+                                                 f"step {last} (expected at most {last})")
     if rule.verdict != "bad" or rule.at_step is not None:
         return
     if rule.after_step >= budget:
@@ -114,7 +118,7 @@ def _judge_step(rule: Any, budget: Optional[int]) -> Optional[int]:
 
 def _fires_at(bad: Any, step: Optional[int]) -> bool:
     """Is a patience-1 bad rule surely checked at `step`?"""
-    if bad.patience != 1 or step is None:
+    if bad.patience != 1 or bad.window != 1 or step is None:
         return False
     return bad.at_step == step if bad.at_step is not None else bad.after_step < step
 
@@ -133,7 +137,8 @@ def _check_pairs(rules: list, lines: Any, budget: Optional[int]) -> None:
             continue
         for bad in rules:
             if bad.verdict == "bad" and bad.metric == good.metric and interval(bad) is not None \
-                    and _fires_at(bad, _judge_step(good, budget)) and interval(good).within(interval(bad)):
+                    and good.window == 1 and _fires_at(bad, _judge_step(good, budget)) \
+                    and interval(good).within(interval(bad)):
                 raise located(lines, ("criteria", i), f"good rule {show(good.name)} can never hold: "
                                                       f"every value it accepts fires bad rule "
                                                       f"{show(bad.name)} (expected ranges that do not "
@@ -141,7 +146,7 @@ def _check_pairs(rules: list, lines: Any, budget: Optional[int]) -> None:
 
 
 def _same_reports(a: Any, b: Any) -> bool:
-    return a.patience == b.patience == 1 and a.at_step == b.at_step and \
+    return a.patience == b.patience == 1 and a.window == b.window and a.at_step == b.at_step and \
         (a.at_step is not None or a.after_step == b.after_step)
 
 

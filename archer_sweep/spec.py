@@ -92,12 +92,16 @@ class RuleSpec(_Model):
     """bad = stop the trial when it holds; good = required at the end for `healthy`."""
     on_nan: Literal["stop", "skip", "fire"] = "stop"
     """Non-finite metric: stop (verdict stopped:nan), skip the report, or count as firing."""
+    window: int = Field(1, ge=1)
+    """Judge the mean over the last N reports (finite values only) instead of one report,
+    for metrics that one batch makes noisy (e.g. the score of 8 prompts)."""
 
     def to_rule(self) -> Rule:
         between = tuple(self.between) if self.between is not None else None
         return Rule(name=self.name, metric=self.metric, verdict=self.verdict, op=self.op,
                     value=self.value, between=between, after_step=self.after_step,
-                    at_step=self.at_step, patience=self.patience, on_nan=self.on_nan)
+                    at_step=self.at_step, patience=self.patience, on_nan=self.on_nan,
+                    window=self.window)
 
 
 class AshaSpec(_Model):

@@ -95,6 +95,7 @@ def test_every_operator(op):
     (dict(between=(2, 1)), "low <= high"),
     (dict(op="~", value=1), "op='~'"),
     (dict(op=">", value=1, patience=0), "self.patience=0"),
+    (dict(op=">", value=1, window=0), "self.window=0"),
 ])
 def test_rule_rejects_bad_definitions(kwargs, msg):
     with pytest.raises(ValueError, match="rule 'r'") as e:
@@ -105,3 +106,29 @@ def test_rule_rejects_bad_definitions(kwargs, msg):
 def test_verdict_dict_is_json_safe():
     v = evaluate([ENTROPY_HIGH], hist(M.ENTROPY, [5, 5, math.nan]))
     assert v.as_dict()["value"] == "nan"
+
+
+def test_window_judges_the_mean_of_recent_reports():
+    # one noisy batch (0.05) at the check step: the raw rule would stop, the mean of 3 does not
+    raw = Rule("score_low", M.SCORE_MEAN, "bad", op="<", value=0.1, at_step=4)
+    smooth = Rule("score_low", M.SCORE_MEAN, "bad", op="<", value=0.1, at_step=4, window=3)
+    scores = hist(M.SCORE_MEAN, [0.0, 0.2, 0.25, 0.05, 0.3])
+    assert evaluate([raw], scores).verdict == "stopped:score_low"
+    assert evaluate([smooth], scores).verdict == "healthy"
+    v = evaluate([smooth], hist(M.SCORE_MEAN, [0.3, 0.1, 0.05, 0.06]))
+    assert (v.verdict, v.step, v.value) == ("stopped:score_low", 4, pytest.approx(0.07))
+
+
+def test_window_on_good_rule_uses_reports_up_to_the_judged_step_and_skips_nan():
+    good = Rule("score_good", M.SCORE_MEAN, "good", op=">", value=0.2, at_step=3, window=2)
+    # judged at step 3 over steps 2-3 (0.3, 0.2 → 0.25); the later 0.0 is not part of it
+    assert evaluate([good], hist(M.SCORE_MEAN, [0.0, 0.3, 0.2, 0.0])).verdict == "healthy"
+    v = evaluate([good], hist(M.SCORE_MEAN, [0.9, 0.1, math.nan]))
+    assert (v.verdict, v.value) == ("unhealthy:score_good", 0.1)  # NaN skipped, 0.9 outside the window
+    assert "mean of last 2 critic/score/mean > 0.2 (at step 3)" == good.describe()
+
+
+def test_window_needs_history():
+    w = Rule("r", M.SCORE_MEAN, "bad", op="<", value=0.1, window=2)
+    with pytest.raises(ValueError, match="window > 1 need keep_history"):
+        CriteriaTracker([w], keep_history=False)

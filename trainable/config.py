@@ -74,6 +74,11 @@ class DataConfig(_Section):
     """Longest prompt in tokens."""
     max_response_length: int = Field(80, ge=1)
     """Longest response in tokens; longer ones are cut (counted in `response_length/clip_ratio`)."""
+    train_size: Optional[int] = Field(64, ge=1)
+    """Prompts in the RL training set (the first N of the task's seeded train split; None =
+    all of it). Steps draw `train_batch_size` of them at random, so a small set is revisited
+    every few steps, like epochs over a real data set: that is how the score can rise
+    within a short budget (a prompt seen once teaches a small model little)."""
 
 
 class TrainerSection(_Section):
@@ -152,6 +157,9 @@ class GRPOConfig(_Section):
             raise ValueError(
                 f"actor.ppo_mini_batch_size={self.actor.ppo_mini_batch_size} must divide "
                 f"data.train_batch_size={self.data.train_batch_size}")
+        if self.data.train_size is not None and self.data.train_size < self.data.train_batch_size:
+            raise ConfigError("data.train_size", f"must be at least data.train_batch_size="
+                              f"{self.data.train_batch_size} (got {self.data.train_size})")
         return self
 
 

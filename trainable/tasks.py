@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from trainable.config import ConfigError
 from trainable.tokenizer import ANSWER, Tokenizer
 
 A_RANGE = range(10, 40)
@@ -44,6 +45,15 @@ def split(seed: int = 0, val_fraction: float = 0.2) -> tuple[list[Problem], list
     random.Random(seed).shuffle(problems)
     n_val = int(len(problems) * val_fraction)
     return problems[n_val:], problems[:n_val]
+
+
+def rl_train_set(size: int | None, seed: int = 0) -> list[Problem]:
+    """The RL prompts: the first `size` problems of the seeded train split (None = all)."""
+    train, _ = split(seed)
+    if size is not None and size > len(train):
+        raise ConfigError("data.train_size", f"the task's train split has {len(train)} "
+                          f"problems (got {size})")
+    return train[:size]
 
 
 def encode_prompt(tok: Tokenizer, problem: Problem) -> list[int]:

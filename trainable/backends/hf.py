@@ -170,7 +170,7 @@ class HFTrainer:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model, self.tok = load_model_and_tokenizer(cfg)
         self.model = model.to(self.device)
-        self.train_set, _ = tasks.split(SPLIT_SEED)
+        self.train_set = tasks.rl_train_set(cfg.data.train_size, SPLIT_SEED)
         self._check_lengths()
         ref = copy.deepcopy(self.model).requires_grad_(False).eval()
         self._tmp = None

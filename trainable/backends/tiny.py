@@ -85,7 +85,7 @@ class TinyTrainer:
         self.config = config
         torch.set_num_threads(config.trainer.threads)
         self.tok = get_tokenizer()
-        self.train_set, self.val_set = tasks.split(SPLIT_SEED)
+        self.train_set = tasks.rl_train_set(config.data.train_size, SPLIT_SEED)
         self.model = self._build_model(config)
         prompt_len = len(tasks.encode_prompt(self.tok, self.train_set[0]))
         _check_sizes(config, prompt_len, self.model.max_len)
