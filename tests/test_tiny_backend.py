@@ -77,11 +77,23 @@ def test_done_after_budget_and_step_refuses():
     ({"algorithm": {"entropy_coeff": -0.1}}, "algorithm.entropy_coeff: "),
     ({"model": {"d_model": 30, "n_head": 4}}, "n_head=4 must divide d_model=30"),
     ({"data": {"train_batch_size": 5}}, "actor.ppo_mini_batch_size=2 must divide"),
+    ({"data": {"train_size": 3}}, "data.train_size: must be at least data.train_batch_size=4 (got 3)"),
+    ({"data": {"train_size": 601}}, "data.train_size: the task's train split has 600 problems (got 601)"),
 ])
 def test_bad_config_names_the_key(cfg, text):
     with pytest.raises(ConfigError) as err:
         build_trainer(_cfg(**cfg))
     assert text in str(err.value)
+
+
+def test_steps_draw_prompts_from_the_first_train_size_problems():
+    from trainable import tasks
+    t = build_trainer(_cfg(data={"train_size": 6}))
+    first6 = tasks.split(0)[0][:6]
+    assert t.train_set == first6
+    seen = {a for _ in range(5) for a in t._batch()[1]}
+    assert seen <= {p.answer for p in first6} and len(seen) > 1
+    assert len(build_trainer(_cfg(data={"train_size": None})).train_set) == 600
 
 
 def test_impossible_response_length_names_the_key():
