@@ -14,6 +14,9 @@ NaN policy (a missing or NaN value is never silently "fine"):
   when no response is correct (the score rules cover that case).
 - `on_nan: fire`: a non-finite value counts as the rule's condition holding.
 A good rule whose metric is missing/NaN at judgement time is missed (unhealthy).
+
+`window: N` makes a rule judge the mean of the finite values of its metric over the last
+N reports (up to the judged one) instead of that report alone: for noisy batch metrics.
 """
 from __future__ import annotations
 
@@ -69,7 +72,8 @@ class Rule:
         cond = (f"in [{self.between[0]:g}, {self.between[1]:g}]" if self.between
                 else f"{self.op} {self.value:g}")
         when = (f"at step {self.at_step}" if self.at_step is not None
-                else f"after step {self.after_step}" if self.after_step else "any step")
+                else f"after step {self.after_step}" if self.after_step
+                else "any step" if self.verdict == "bad" else "at the last step")
         pat = f", {self.patience} reports in a row" if self.patience > 1 else ""
         metric = f"mean of last {self.window} {self.metric}" if self.window > 1 else self.metric
         return f"{metric} {cond} ({when}{pat})"
@@ -186,11 +190,12 @@ class CriteriaTracker:
         for rule in self.rules:
             if rule.verdict != "good":
                 continue
-            report = _report_for(rule, hist)
+            at = _report_index(rule, hist)
+            report = hist[at] if at is not None else None
             x = math.nan
-            if report is not None:
-                x = (_value(report, rule.metric) if rule.window == 1
-                     else _window_mean(rule, hist[:hist.index(report) + 1]))
+            if at is not None:
+                x = (_value(hist[at], rule.metric) if rule.window == 1
+                     else _window_mean(rule, hist[:at + 1]))
             step = int(report.get(STEP_KEY, last_step)) if report is not None else last_step
             if not math.isfinite(x) or not rule.holds(x):
                 self.verdict = Verdict(f"unhealthy:{rule.name}", rule.name, step, rule.metric, x,
@@ -207,12 +212,13 @@ def _window_mean(rule: Rule, hist: Sequence[Mapping[str, float]]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def _report_for(rule: Rule, hist: Sequence[Mapping[str, float]]) -> Optional[Mapping[str, float]]:
+def _report_index(rule: Rule, hist: Sequence[Mapping[str, float]]) -> Optional[int]:
+    """Index of the report a good rule judges: the first at/after `at_step`, else the last."""
     if not hist:
         return None
     if rule.at_step is None:
-        return hist[-1]
-    return next((h for h in hist if int(h.get(STEP_KEY, 0)) >= rule.at_step), None)
+        return len(hist) - 1
+    return next((i for i, h in enumerate(hist) if int(h.get(STEP_KEY, 0)) >= rule.at_step), None)
 
 
 def evaluate(rules: Sequence[Rule], history: Iterable[Mapping[str, float]],

@@ -126,6 +126,9 @@ def test_window_on_good_rule_uses_reports_up_to_the_judged_step_and_skips_nan():
     v = evaluate([good], hist(M.SCORE_MEAN, [0.9, 0.1, math.nan]))
     assert (v.verdict, v.value) == ("unhealthy:score_good", 0.1)  # NaN skipped, 0.9 outside the window
     assert "mean of last 2 critic/score/mean > 0.2 (at step 3)" == good.describe()
+    last = Rule("len", M.RESP_LEN_POS, "good", op=">", value=50)
+    assert last.describe() == "response_length/pos/mean > 50 (at the last step)"
+    assert Rule("g", M.RESP_LEN_POS, "bad", op="<", value=20).describe().endswith("(any step)")
 
 
 def test_window_needs_history():
