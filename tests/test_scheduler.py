@@ -178,3 +178,19 @@ def test_scheduler_never_stops_a_healthy_trial(tmp_path, op):
     trial = StubTrial("x")
     assert all(sched.on_trial_result(None, trial, report(s)) == TrialScheduler.CONTINUE
                for s in range(1, 20))
+
+
+def test_resume_rebuilds_a_window_rule_from_result_json(tmp_path):
+    # score_low judges the mean of the last 3 scores at step 5; steps 1-4 ran before the
+    # interruption, so the mean needs them: (0.6 + 0.0 + 0.0) / 3 = 0.2 is not < 0.1.
+    # Without the replay the mean would be of step 5 alone (0.0) and the rule would fire.
+    low = Rule("score_low", M.SCORE_MEAN, "bad", op="<", value=0.1, at_step=5, window=3)
+    trial_dir = tmp_path / "t1"
+    trial_dir.mkdir()
+    with open(trial_dir / "result.json", "w") as f:
+        for s, score in [(1, 0.0), (2, 0.0), (3, 0.6), (4, 0.0)]:
+            f.write(json.dumps(report(s, score=score)) + "\n")
+    sched = CriteriaScheduler([low], VerdictStore(tmp_path), objective=M.SCORE_MEAN, param_keys=KEYS)
+    trial = StubTrial("t1", local_path=str(trial_dir))
+    assert sched.on_trial_result(None, trial, report(5, score=0.0)) == TrialScheduler.CONTINUE
+    assert sched.trackers["t1"].verdict is None
