@@ -195,10 +195,13 @@ class CriteriaOptunaSearch(OptunaSearch):
             if tid is None:
                 # asked after the last searcher checkpoint: its Ray trial was never saved
                 self._ot_study.tell(frozen.number, None, state=TrialState.FAIL)
-                # its parameters never ran (an enqueued point, or a sample): ask for them again
-                self._ot_study.enqueue_trial(dict(frozen.params), skip_if_exists=False)
-                log.info("optuna trial %d had no Ray trial after resume; marked FAIL and its "
-                         "parameters queued again", frozen.number)
+                # Its parameters never ran: ask for them again. A driver killed inside ask()
+                # leaves an enqueued point's values only in `fixed_params` (params still {}).
+                params = {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
+                if params:
+                    self._ot_study.enqueue_trial(params, skip_if_exists=False)
+                log.info("optuna trial %d had no Ray trial after resume; marked FAIL%s",
+                         frozen.number, " and its parameters queued again" if params else "")
             elif tid in self._completed_trials or self._store.get(tid) is not None:
                 self._completed_trials.discard(tid)
                 self.on_trial_complete(tid, None, error=False)

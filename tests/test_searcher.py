@@ -118,6 +118,24 @@ def test_save_restore_keeps_the_live_store_and_reconciles_orphans(tmp_path):
     assert states == [TrialState.PRUNED, TrialState.COMPLETE, TrialState.FAIL]
 
 
+def test_a_point_asked_but_killed_before_its_params_were_written_is_asked_again(tmp_path):
+    searcher, store = make(tmp_path)
+    ckpt = tmp_path / "searcher.pkl"
+    searcher.save(str(ckpt))
+    # the driver dies inside ask(): the trial exists (RUNNING) and took the enqueued
+    # point, but no parameter value was written yet (params {}, fixed_params set)
+    study(tmp_path).ask()
+    fresh, _ = make(tmp_path / "..", store=VerdictStore(tmp_path))
+    fresh.restore(str(ckpt))
+    trials = study(tmp_path).trials
+    lost = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(lost) == 1 and lost[0].params == {} and lost[0].system_attrs["fixed_params"] == SEEDS[0]
+    # both seed points still run (the lost one queued again), not a TPE sample in its place
+    asked = {(c["algorithm"]["entropy_coeff"], c["algorithm"].get("kl_loss_coef"))
+             for c in (fresh.suggest("x"), fresh.suggest("y"))}
+    assert (0.01, 0.01) in asked and 0.005 in {e for e, _ in asked}
+
+
 @pytest.mark.parametrize("kind", ["tpe", "random", "gp", "cmaes", "qmc"])
 def test_every_sampler_builds_and_suggests(tmp_path, kind):
     sampler = make_sampler(kind, 0, 1, SPACE)
