@@ -4,7 +4,9 @@ Problems are every (a, b, c) with a in 10–39 and b, c in 2–6, split into tra
 validation sets by a seeded permutation. `worked_solution` writes the SFT targets:
 ≥50 tokens that reason with connective words and end in `คำตอบ: N`, with natural
 variation (several phrasings, Zipf-distributed filler words) and a small share of
-direct `คำตอบ: N` answers, the shortcut a policy can fall back to.
+direct `คำตอบ: N` answers, the shortcut a policy can fall back to. The warm start
+trains on the whole train split; GRPO draws its prompts from the first
+`data.train_size` of it (`rl_train_set`), so they come back every few steps.
 """
 from __future__ import annotations
 
