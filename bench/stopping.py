@@ -106,6 +106,13 @@ def main() -> None:
               f"{len(crit_hist[r['trial_id']]):>5}  {len(full_hist[f['trial_id']]):>5}")
     print(f"trial-steps with criteria: {steps_c}   every trial to the end: {steps_f}   "
           f"saved: {100 * saved:.1f}%")
+    stopped = [r["trial_id"] for r in rows if str(r["verdict"]).startswith("stopped:")]
+    if stopped:
+        ran = sum(len(crit_hist[t]) for t in stopped)
+        full = sum(len(full_hist[full_of[_key(r["params"])]["trial_id"]])
+                   for r in rows if r["trial_id"] in stopped)
+        print(f"stopped trials: {len(stopped)}, {ran} of their {full} trial-steps run "
+              f"({100 * (1 - ran / full):.1f}% of their steps saved)")
     print(f"wall time: criteria {crit_s:.0f}s, to the end {full_s:.0f}s")
     same = (best_c is None and best_f is None) or (
         best_c is not None and best_f is not None and best_c["params"] == best_f["params"])
