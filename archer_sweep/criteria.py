@@ -158,8 +158,7 @@ class CriteriaTracker:
             self.streaks[rule.name] = -1  # judged once
         elif step <= rule.after_step:
             return None
-        x = (_value(metrics, rule.metric) if rule.window == 1
-             else _window_mean(rule, self.history))
+        x = _judged_value(rule, self.history if self.keep_history else [metrics])
         if not math.isfinite(x):
             if rule.on_nan == "stop":
                 return Verdict(NAN_VERDICT, rule=rule.name, step=step, metric=rule.metric, value=x,
@@ -192,10 +191,7 @@ class CriteriaTracker:
                 continue
             at = _report_index(rule, hist)
             report = hist[at] if at is not None else None
-            x = math.nan
-            if at is not None:
-                x = (_value(hist[at], rule.metric) if rule.window == 1
-                     else _window_mean(rule, hist[:at + 1]))
+            x = _judged_value(rule, hist[:at + 1]) if at is not None else math.nan
             step = int(report.get(STEP_KEY, last_step)) if report is not None else last_step
             if not math.isfinite(x) or not rule.holds(x):
                 self.verdict = Verdict(f"unhealthy:{rule.name}", rule.name, step, rule.metric, x,
@@ -206,9 +202,12 @@ class CriteriaTracker:
         return self.verdict
 
 
-def _window_mean(rule: Rule, hist: Sequence[Mapping[str, float]]) -> float:
-    """Mean of the finite values of `rule.metric` in the last `rule.window` reports (NaN if none)."""
-    values = [x for x in (_value(h, rule.metric) for h in hist[-rule.window:]) if math.isfinite(x)]
+def _judged_value(rule: Rule, reports: Sequence[Mapping[str, float]]) -> float:
+    """The value a rule judges, `reports` ending at the judged one: that report's value, or
+    with `window > 1` the mean of the finite values in the last `window` reports (NaN if none)."""
+    if rule.window == 1:
+        return _value(reports[-1], rule.metric)
+    values = [x for x in (_value(h, rule.metric) for h in reports[-rule.window:]) if math.isfinite(x)]
     return sum(values) / len(values) if values else math.nan
 
 

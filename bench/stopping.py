@@ -99,19 +99,20 @@ def main() -> None:
     print(f"spec: {spec_path}  trials: {len(rows)}  results: {root}")
     print(f"{'trial':>10}  {'params':<44} {'criteria verdict':<36} {'steps':>5}  {'full':>5}")
     full_of = {_key(f["params"]): f for f in full_rows}
+    n_stopped = ran = full = 0  # trials stopped by a rule; their steps run; to the end
     for r in rows:
         f = full_of[_key(r["params"])]
+        if str(r["verdict"]).startswith("stopped:"):
+            n_stopped += 1
+            ran += len(crit_hist[r["trial_id"]])
+            full += len(full_hist[f["trial_id"]])
         params = " ".join(f"{k.rsplit('.', 1)[-1]}={v:.4g}" for k, v in r["params"].items())
         print(f"{r['trial_id']:>10}  {params:<44} {r['verdict']:<36} "
               f"{len(crit_hist[r['trial_id']]):>5}  {len(full_hist[f['trial_id']]):>5}")
     print(f"trial-steps with criteria: {steps_c}   every trial to the end: {steps_f}   "
           f"saved: {100 * saved:.1f}%")
-    stopped = [r["trial_id"] for r in rows if str(r["verdict"]).startswith("stopped:")]
-    if stopped:
-        ran = sum(len(crit_hist[t]) for t in stopped)
-        full = sum(len(full_hist[full_of[_key(r["params"])]["trial_id"]])
-                   for r in rows if r["trial_id"] in stopped)
-        print(f"stopped trials: {len(stopped)}, {ran} of their {full} trial-steps run "
+    if n_stopped:
+        print(f"stopped trials: {n_stopped}, {ran} of their {full} trial-steps run "
               f"({100 * (1 - ran / full):.1f}% of their steps saved)")
     print(f"wall time: criteria {crit_s:.0f}s, to the end {full_s:.0f}s")
     same = (best_c is None and best_f is None) or (
