@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -86,9 +88,10 @@ def _with_ray(spec, env, make, sweep_dir: Path) -> int:
     import ray
 
     started = False
+    scratch = Path(tempfile.mkdtemp(prefix="archer-sweep-workers-"))
     try:
         _prepare(spec)
-        started = runner.ensure_ray(spec, env)
+        started = runner.ensure_ray(spec, env, scratch)
         return _fit(make(), spec, sweep_dir)
     except KeyboardInterrupt:  # Ctrl-C before Tune's own handler was installed
         if runner.is_sweep_dir(sweep_dir):
@@ -102,6 +105,7 @@ def _with_ray(spec, env, make, sweep_dir: Path) -> int:
         gc.collect()
         if started:
             ray.shutdown()
+        shutil.rmtree(scratch, ignore_errors=True)  # the workers' temp files (ensure_ray)
 
 
 def _prepare(spec) -> None:

@@ -165,8 +165,9 @@ def summary(sweep_dir: str | Path, objective: str, mode: str, total: int) -> str
     lines = [f"Sweep {sweep_dir.name}: {len(rows)}/{total} trials judged"]
     for r in rows:
         params = " ".join(f"{_short(k)}={_fmt(v)}" for k, v in (r.get("params") or {}).items())
-        lines.append(f"  {r['trial_id']}  {params}  {describe(r)}  "
-                     f"final {objective}={_fmt(values.get(r['trial_id']))}")
+        value = values.get(r["trial_id"])
+        final = "no report" if value is None else f"final {objective}={_fmt(value)}"
+        lines.append(f"  {r['trial_id']}  {params}  {describe(r)}  {final}")
     best = best_healthy(rows, values, mode)
     if best is None:
         lines.append("Best healthy trial: none (no trial met every good rule)")

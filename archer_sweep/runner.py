@@ -113,9 +113,10 @@ def configure_env(spec) -> dict[str, str]:
            "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
            # Tune's legacy reporter honours verbose=0; the live table replaces its output
            "RAY_AIR_NEW_OUTPUT": "0"}
-    if spec.failure.step_timeout_s is not None:
+    hang_s = spec.failure.step_timeout_s or spec.failure.start_timeout_s
+    if hang_s is not None:
         # a trial stopped for a hung step is killed this long after its stop request
-        env["TUNE_FORCE_TRIAL_CLEANUP_S"] = str(max(5, int(spec.failure.step_timeout_s)))
+        env["TUNE_FORCE_TRIAL_CLEANUP_S"] = str(max(5, int(hang_s)))
     os.environ.update(env)
     # On a shared 2-core box a result handler can take seconds; warn only past 5 s (the
     # user's own setting wins).
@@ -131,8 +132,13 @@ def configure_env(spec) -> dict[str, str]:
     return env
 
 
-def ensure_ray(spec, env: Mapping[str, str]) -> bool:
-    """Start local embedded Ray (or join `ray.address`); True if this call started it."""
+def ensure_ray(spec, env: Mapping[str, str], scratch: Optional[Path] = None) -> bool:
+    """Start local embedded Ray (or join `ray.address`); True if this call started it.
+
+    `scratch` becomes the local workers' TMPDIR: every process that imports wandb makes two
+    temp dirs that only a clean interpreter exit removes, and Ray ends its workers without
+    one, so the caller deletes `scratch` after `ray.shutdown()` instead of leaving them in
+    /tmp. A cluster's workers keep their own TMPDIR (the path need not exist there)."""
     import ray
 
     if ray.is_initialized():
@@ -141,6 +147,8 @@ def ensure_ray(spec, env: Mapping[str, str]) -> bool:
     if spec.ray.address:
         ray.init(address=spec.ray.address, runtime_env=runtime_env, log_to_driver=False)
     else:
+        if scratch is not None:
+            runtime_env["env_vars"]["TMPDIR"] = str(scratch)
         ray.init(num_cpus=spec.ray.num_cpus or os.cpu_count() or 1, include_dashboard=False,
                  runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
     return True
@@ -187,7 +195,8 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
     asha = spec.scheduler.asha.model_dump() if spec.scheduler.asha else None
     scheduler = CriteriaScheduler(spec.rules(), store, objective=s.metric, mode=s.mode,
                                   param_keys=keys, asha=asha, max_t=total_steps(spec),
-                                  step_timeout_s=spec.failure.step_timeout_s)
+                                  step_timeout_s=spec.failure.step_timeout_s,
+                                  start_timeout_s=spec.failure.start_timeout_s)
     sampler = make_sampler(s.sampler.type, s.sampler.seed, s.sampler.n_startup_trials, space)
     searcher = CriteriaOptunaSearch(
         space, metric=s.metric, mode=s.mode, store=store, base_config=base_config(spec),

@@ -51,7 +51,8 @@ class CriteriaScheduler(FIFOScheduler):
     def __init__(self, rules: Sequence[Rule], store: VerdictStore, objective: str,
                  mode: str = "max", param_keys: Sequence[str] = (),
                  asha: Optional[Mapping[str, Any]] = None, max_t: Optional[int] = None,
-                 step_timeout_s: Optional[float] = None):
+                 step_timeout_s: Optional[float] = None,
+                 start_timeout_s: Optional[float] = None):
         super().__init__()
         self.rules = list(rules)
         self.store = store
@@ -59,9 +60,12 @@ class CriteriaScheduler(FIFOScheduler):
         self._mode = mode
         self.param_keys = list(param_keys)
         self.step_timeout_s = step_timeout_s
+        self.start_timeout_s = start_timeout_s if start_timeout_s is not None else step_timeout_s
+        self._start_key = "start_timeout_s" if start_timeout_s is not None else "step_timeout_s"
         self.trackers: dict[str, CriteriaTracker] = {}
         self._judged_skipped = False  # resume: judged trials were taken off the queue
         self._last_report: dict[str, float] = {}  # monotonic time of each live trial's last result
+        self._started: dict[str, float] = {}  # ... of a running trial's (re)start, until it reports
         self.asha = None
         if asha is not None:
             self.asha = AsyncHyperBandScheduler(
@@ -81,6 +85,7 @@ class CriteriaScheduler(FIFOScheduler):
         if self.store.get(trial.trial_id) is not None:
             return TrialScheduler.STOP  # judged before an interruption
         self._last_report[trial.trial_id] = time.monotonic()
+        self._started.pop(trial.trial_id, None)
         verdict = self._tracker(trial, result).update(result)
         if verdict is None:
             verdict = self._timeout(result)
@@ -118,6 +123,7 @@ class CriteriaScheduler(FIFOScheduler):
             # is rebuilt from result.json when the retried trial reports again.
             self.trackers.pop(trial.trial_id, None)
             self._last_report.pop(trial.trial_id, None)  # restoring is not a hung step
+            self._started.pop(trial.trial_id, None)  # the retry's clock starts when it runs
             return
         last = trial.last_result or {}
         self._record(trial, Verdict("error", step=_step(last) if last else None,
@@ -132,7 +138,7 @@ class CriteriaScheduler(FIFOScheduler):
             self._skip_judged(tune_controller)
         # Tune calls this on every controller step (≤ 0.1 s apart): the place to notice a
         # step that hangs and never reports.
-        if self.step_timeout_s is not None:
+        if self.start_timeout_s is not None or self.step_timeout_s is not None:
             self._stop_hung(tune_controller)
         return super().choose_trial_to_run(tune_controller)
 
@@ -147,17 +153,34 @@ class CriteriaScheduler(FIFOScheduler):
     def _stop_hung(self, tune_controller) -> None:
         now = time.monotonic()
         for trial in list(tune_controller.get_live_trials()):
-            seen = self._last_report.get(trial.trial_id)
-            if seen is None or trial.status != "RUNNING" or now - seen <= self.step_timeout_s:
+            if trial.status != "RUNNING":
+                self._started.pop(trial.trial_id, None)  # waiting for resources is no hang
                 continue
-            last = trial.last_result or {}
-            self._record(trial, Verdict(
-                TIMEOUT_VERDICT, rule="timeout", step=_step(last) + 1 if last else None,
-                metric="time_this_iter_s", value=round(now - seen, 1),
-                reason=f"step {(_step(last) + 1) if last else 1} still running after "
-                       f"{now - seen:.0f}s > step_timeout_s={self.step_timeout_s:g}"))
-            self._last_report.pop(trial.trial_id, None)
-            tune_controller.stop_trial(trial)
+            verdict = self._hang(trial, now)
+            if verdict is not None:
+                self._record(trial, verdict)
+                tune_controller.stop_trial(trial)
+
+    def _hang(self, trial, now: float) -> Optional[Verdict]:
+        """A timeout verdict for a running trial silent for too long, else None. Until its
+        first report since it (re)started (setup, model loading, a restore, the first step)
+        `start_timeout_s` applies; after that `step_timeout_s`."""
+        seen = self._last_report.get(trial.trial_id)
+        if seen is None:
+            since, limit, key = self._started.setdefault(trial.trial_id, now), \
+                self.start_timeout_s, self._start_key
+        else:
+            since, limit, key = seen, self.step_timeout_s, "step_timeout_s"
+        waited = now - since
+        if limit is None or waited <= limit:
+            return None
+        last = trial.last_result or {}
+        step = _step(last) + 1 if last else 1
+        what = (f"step {step} still running" if seen is not None
+                else f"no report (setup and step {step})")
+        return Verdict(TIMEOUT_VERDICT, rule="timeout", step=step, metric="time_this_iter_s",
+                       value=round(waited, 1),
+                       reason=f"{what} after {waited:.0f}s > {key}={limit:g}")
 
     def debug_string(self) -> str:
         stopped = sum(1 for r in self.store.rows() if str(r["verdict"]).startswith("stopped:"))
@@ -168,6 +191,7 @@ class CriteriaScheduler(FIFOScheduler):
         self.store.record(trial.trial_id, params_of(trial.config, self.param_keys), verdict)
         self.trackers.pop(trial.trial_id, None)
         self._last_report.pop(trial.trial_id, None)
+        self._started.pop(trial.trial_id, None)
 
     def _timeout(self, result: Mapping[str, Any]) -> Optional[Verdict]:
         took = result.get("time_this_iter_s")

@@ -156,6 +156,10 @@ class FailureSpec(_Model):
     """Retries of a crashed trial (Ray Tune FailureConfig); -1 = forever."""
     step_timeout_s: Optional[float] = Field(None, gt=0, allow_inf_nan=False)
     """A step taking longer than this stops the trial as stopped:timeout."""
+    start_timeout_s: Optional[float] = Field(None, gt=0, allow_inf_nan=False)
+    """Seconds a trial may run before its first report (setup, model loading, a restore
+    and the first step; also after each retry) before it is stopped:timeout; default
+    step_timeout_s."""
 
 
 class CheckpointSpec(_Model):
@@ -185,7 +189,7 @@ class SweepSpec(_Model):
     ray: RaySpec = Field(default_factory=RaySpec)
     """Local embedded Ray or an existing cluster."""
     failure: FailureSpec = Field(default_factory=FailureSpec)
-    """Retries and per-step timeout."""
+    """Retries and hang timeouts."""
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     """Trial checkpoints (for resume and Ray's fault tolerance)."""
 

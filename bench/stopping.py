@@ -114,7 +114,8 @@ def main() -> None:
     if n_stopped:
         print(f"stopped trials: {n_stopped}, {ran} of their {full} trial-steps run "
               f"({100 * (1 - ran / full):.1f}% of their steps saved)")
-    print(f"wall time: criteria {crit_s:.0f}s, to the end {full_s:.0f}s")
+    crit_wall = "not timed (--reuse)" if math.isnan(crit_s) else f"{crit_s:.0f}s"
+    print(f"wall time: criteria {crit_wall}, to the end {full_s:.0f}s")
     same = (best_c is None and best_f is None) or (
         best_c is not None and best_f is not None and best_c["params"] == best_f["params"])
     print(f"best healthy with criteria: {best_c and best_c['params']}")

@@ -32,6 +32,8 @@ class FakeSection(BaseModel):
     """Sleep `hang_s` in this step (a hung trainer)."""
     hang_s: float = 3600.0
     """How long the hang lasts."""
+    hang_in_init: bool = False
+    """Sleep `hang_s` while the trainer is built (a model load that never finishes)."""
     nan_at_step: Optional[int] = None
     """Report NaN for every metric from this step on."""
     noise: float = 0.05
@@ -55,6 +57,8 @@ class FakeTrainer:
         self.step_count = 0
         self.entropy = 4.5
         self.rng = random.Random(config.trainer.seed)
+        if config.fake.hang_in_init:
+            time.sleep(config.fake.hang_s)
 
     def step(self) -> dict[str, float]:
         fake, alg = self.config.fake, self.config.algorithm

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -112,3 +113,19 @@ def test_run_on_an_existing_sweep_exits_2_and_names_resume(tmp_path):
     assert result.stderr.strip() == (
         f"error: {sweep_dir} already holds a sweep (verdicts.jsonl); continue it with "
         f"`archer-sweep resume {sweep_dir}` or choose another --name")
+
+
+@pytest.mark.slow
+def test_a_sweep_leaves_no_temp_dirs_of_its_workers(tmp_path):
+    # Every process importing wandb makes two temp dirs that only a clean exit removes;
+    # Ray kills its workers, so without a scratch TMPDIR they would pile up in /tmp.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp),
+           "RAY_TMPDIR": tempfile.gettempdir()}  # Ray's sockets: keep their paths short
+    result = cli("run", str(write_spec(tmp_path, "clean")), "--set", "search.num_samples=2",
+                 "--set", "tracking.wandb.mode=offline", env=env)
+    assert result.returncode == 0, result.stderr
+    sweep_dir = tmp_path / "results" / "clean"
+    assert len(list(sweep_dir.glob("*/wandb/offline-run-*"))) == 2  # the workers did use wandb
+    assert sorted(p.name for p in tmp.iterdir()) == []

@@ -194,3 +194,45 @@ def test_resume_rebuilds_a_window_rule_from_result_json(tmp_path):
     trial = StubTrial("t1", local_path=str(trial_dir))
     assert sched.on_trial_result(None, trial, report(5, score=0.0)) == TrialScheduler.CONTINUE
     assert sched.trackers["t1"].verdict is None
+
+
+class StubController:
+    def __init__(self, *trials):
+        self.trials, self.stopped = list(trials), []
+
+    def get_live_trials(self):
+        return [t for t in self.trials if t not in self.stopped]
+
+    def stop_trial(self, trial):
+        self.stopped.append(trial)
+
+
+def test_start_clock_runs_only_while_running_and_hands_over_at_the_first_report(
+        tmp_path, monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr("archer_sweep.scheduler.time.monotonic", lambda: now[0])
+    sched, store = make(tmp_path, step_timeout_s=5.0, start_timeout_s=20.0)
+    waiting, slow = StubTrial("wait"), StubTrial("slow")
+    waiting.status = "PENDING"  # queued for resources: not hanging
+    ctl = StubController(waiting, slow)
+    sched._stop_hung(ctl)
+    now[0] += 19
+    sched._stop_hung(ctl)
+    assert ctl.stopped == []  # setup may take start_timeout_s, longer than a step
+    waiting.status = "RUNNING"  # its clock starts now, not when it was queued
+    sched._stop_hung(ctl)  # (Tune calls this every controller step)
+    slow.last_result = report(1)
+    sched.on_trial_result(None, slow, slow.last_result)  # from here on step_timeout_s applies
+    now[0] += 4
+    sched._stop_hung(ctl)
+    assert ctl.stopped == []
+    now[0] += 2
+    sched._stop_hung(ctl)
+    assert ctl.stopped == [slow]
+    assert store.get("slow")["reason"] == "step 2 still running after 6s > step_timeout_s=5"
+    now[0] += 15
+    sched._stop_hung(ctl)
+    assert ctl.stopped == [slow, waiting]
+    assert store.get("wait")["step"] == 1
+    assert store.get("wait")["reason"] == ("no report (setup and step 1) after 21s > "
+                                        "start_timeout_s=20")

@@ -23,10 +23,21 @@ class GRPOTrainable(tune.Trainable):
                                      "dir": self.logdir,
                                      "storage_dir": getattr(storage, "trial_fs_path", None),
                                      "experiment": getattr(storage, "experiment_dir_name", None)})
-        trial = config.pop("_trial")
-        self.trainer = build_trainer(config)
-        if hasattr(self.trainer, "attach_trial"):
-            self.trainer.attach_trial(trial)
+        self._trial = config.pop("_trial")
+        self._config = config
+        self._trainer = None
+
+    @property
+    def trainer(self):
+        """Built on first use (step 1 or a restore), not in `setup`: Tune marks a trial
+        RUNNING only once setup returns, and the scheduler's start watchdog
+        (`failure.start_timeout_s`) times RUNNING trials, so a model load that hangs is
+        caught there rather than leaving the trial PENDING for ever."""
+        if self._trainer is None:
+            self._trainer = build_trainer(self._config)
+            if hasattr(self._trainer, "attach_trial"):
+                self._trainer.attach_trial(self._trial)
+        return self._trainer
 
     def step(self) -> dict[str, Any]:
         result = dict(self.trainer.step())
@@ -40,4 +51,5 @@ class GRPOTrainable(tune.Trainable):
         self.trainer.load(checkpoint)
 
     def cleanup(self) -> None:
-        self.trainer.close()
+        if self._trainer is not None:
+            self._trainer.close()
