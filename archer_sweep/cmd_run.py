@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -88,7 +87,7 @@ def _with_ray(spec, env, make, sweep_dir: Path) -> int:
     import ray
 
     started = False
-    scratch = Path(tempfile.mkdtemp(prefix="archer-sweep-workers-"))
+    scratch = runner.worker_scratch()
     try:
         _prepare(spec)
         started = runner.ensure_ray(spec, env, scratch)

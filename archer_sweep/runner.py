@@ -9,6 +9,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -130,6 +132,29 @@ def configure_env(spec) -> dict[str, str]:
     path = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
     return env
+
+
+SCRATCH_PREFIX = "archer-sweep-workers-"
+
+
+def worker_scratch() -> Path:
+    """A fresh temp dir for the local Ray workers (see `ensure_ray`), named after this
+    driver's pid. Those of drivers that died without cleaning up (SIGKILL) go first."""
+    for old in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        pid = old.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def ensure_ray(spec, env: Mapping[str, str], scratch: Optional[Path] = None) -> bool:

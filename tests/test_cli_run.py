@@ -129,3 +129,19 @@ def test_a_sweep_leaves_no_temp_dirs_of_its_workers(tmp_path):
     sweep_dir = tmp_path / "results" / "clean"
     assert len(list(sweep_dir.glob("*/wandb/offline-run-*"))) == 2  # the workers did use wandb
     assert sorted(p.name for p in tmp.iterdir()) == []
+
+
+def test_scratch_dirs_of_dead_drivers_are_removed_and_live_ones_kept(tmp_path, monkeypatch):
+    from archer_sweep import runner
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f"archer-sweep-workers-{dead}-abc"
+    live = tmp_path / f"archer-sweep-workers-{os.getpid()}-def"
+    other = tmp_path / "archer-sweep-workers-notapid"
+    for d in (stale, live, other):
+        (d / "tmpwandb-media").mkdir(parents=True)
+    new = runner.worker_scratch()
+    assert new.parent == tmp_path and new.name.startswith(f"archer-sweep-workers-{os.getpid()}-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, new.name])
