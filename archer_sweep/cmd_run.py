@@ -116,6 +116,7 @@ def _prepare(spec) -> None:
 
 
 def _fit(tuner, spec, sweep_dir: Path) -> int:
+    from archer_sweep import runner
     from archer_sweep.live import summary
 
     interrupted = False
@@ -142,7 +143,8 @@ def _fit(tuner, spec, sweep_dir: Path) -> int:
     salvage_staging(sweep_dir, spec.name)
     rows = VerdictStore(sweep_dir).rows()
     total = spec.search.num_samples
-    typer.echo(summary(sweep_dir, spec.search.metric, spec.search.mode, total))
+    typer.echo(summary(sweep_dir, spec.search.metric, spec.search.mode, total,
+                       budget=runner.total_steps(spec)))
     if interrupted or len(rows) < total:
         typer.echo(f"interrupted; continue with: archer-sweep resume {sweep_dir}", err=True)
         return INTERRUPTED

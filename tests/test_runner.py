@@ -136,9 +136,13 @@ def test_summary_names_best_healthy_and_each_stop(finished, capsys):
     from archer_sweep.live import summary
 
     _, sweep_dir, spec = finished
-    text = summary(sweep_dir, spec.search.metric, "max", 4)
+    text = summary(sweep_dir, spec.search.metric, "max", 4, budget=10)
     assert "Best healthy trial: " in text and "none" not in text.split("Best healthy trial:")[1][:6]
     assert "stopped:entropy_high at step " in text and "actor/entropy=" in text
+    stopped = [r for r in verdicts(sweep_dir) if r["verdict"].startswith("stopped:")]
+    spared = sum(10 - r["step"] for r in stopped)
+    assert re.search(rf"^Stopped early: {len(stopped)} of 4 trials; {spared} of the sweep's 40 "
+                     rf"trial-steps not run \(\d+%\), about \d+\.\d min of trial time", text, re.M)
     assert f"Results: {sweep_dir}" in text
 
 
