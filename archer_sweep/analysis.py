@@ -210,6 +210,21 @@ def summarize(sweep: Sweep) -> list[TrialSummary]:
 def compute(sweep: Sweep) -> tuple[int, int]:
     """(trial-steps used, trial-steps saved by stops). Saved = budget − stop step per stopped trial."""
     used = sum(r.last_step for r in sweep.runs)
-    budget = sweep.total_steps or max((r.last_step for r in sweep.runs), default=0)
-    saved = sum(max(budget - r.last_step, 0) for r in sweep.runs if r.verdict_name.startswith("stopped"))
-    return used, saved
+    return used, stop_savings(sweep)[1]
+
+
+def stop_savings(sweep: Sweep, budget: Optional[int] = None) -> tuple[int, int, float]:
+    """(trials stopped, trial-steps they left unrun out of the per-trial `budget`, seconds
+    those steps take at each trial's own mean `timing_s/step`, 0 where none is reported).
+    `budget` defaults to the spec's total_steps, else the longest trial."""
+    budget = budget or sweep.total_steps or max((r.last_step for r in sweep.runs), default=0)
+    stopped = steps = 0
+    seconds = 0.0
+    for r in sweep.runs:
+        if not r.verdict_name.startswith("stopped"):
+            continue
+        left = max(budget - r.last_step, 0)
+        times = [t for t in r.series(M.TIME_STEP)[1] if math.isfinite(t)]
+        stopped, steps = stopped + 1, steps + left
+        seconds += left * (sum(times) / len(times) if times else 0.0)
+    return stopped, steps, seconds

@@ -13,7 +13,7 @@ from ray.tune import Callback
 from rich.console import Console
 from rich.table import Table
 
-from archer_sweep.results import ITER_TIME_KEY, params_of, read_results, trial_dirs
+from archer_sweep.results import params_of, read_results, trial_dirs
 from archer_sweep.verdicts import VerdictStore, describe
 from trainable import metrics as M
 
@@ -157,27 +157,6 @@ def best_healthy(rows: Sequence[Mapping], values: Mapping[str, float], mode: str
     return max(healthy, key=lambda r: sign * values[r["trial_id"]])
 
 
-def early_stop_savings(rows: Sequence[Mapping], histories: Mapping[str, Sequence[Mapping]],
-                       budget: int, total: int) -> Optional[str]:
-    """One line on what the early stops spared: the steps each `stopped:*` trial did not
-    run out of its `budget`, and that many of its own mean step time. None if nothing was
-    stopped. Steps only count down to the budget; nothing is extrapolated beyond it."""
-    stopped = [r for r in rows if str(r.get("verdict", "")).startswith("stopped:")]
-    if not stopped or budget <= 0:
-        return None
-    steps_left = seconds = 0.0
-    for r in stopped:
-        hist = histories.get(r["trial_id"], [])
-        left = max(0, budget - len(hist))
-        times = [h[ITER_TIME_KEY] for h in hist
-                 if isinstance(h.get(ITER_TIME_KEY), (int, float)) and math.isfinite(h[ITER_TIME_KEY])]
-        steps_left += left
-        seconds += left * (sum(times) / len(times) if times else 0.0)
-    return (f"Stopped early: {len(stopped)} of {total} trials; {int(steps_left)} of the sweep's "
-            f"{budget * total} trial-steps not run ({100 * steps_left / (budget * total):.0f}%), "
-            f"about {seconds / 60:.1f} min of trial time at their own step times")
-
-
 def summary(sweep_dir: str | Path, objective: str, mode: str, total: int,
             budget: Optional[int] = None) -> str:
     """The closing text: each trial's verdict (rule, step, value), the best healthy, what
@@ -199,14 +178,14 @@ def summary(sweep_dir: str | Path, objective: str, mode: str, total: int,
         lines.append(f"Best healthy trial: {best['trial_id']} ({params}) "
                      f"{objective}={_fmt(values[best['trial_id']])}")
     if budget:
-        histories = {}
-        for tdir in trial_dirs(sweep_dir):
-            reports = read_results(tdir)
-            if reports:
-                histories[str(reports[-1].get("trial_id", tdir.name))] = reports
-        saved = early_stop_savings(rows, histories, budget, total)
-        if saved:
-            lines.append(saved)
+        from archer_sweep.analysis import load_sweep, stop_savings
+
+        stopped, steps, seconds = stop_savings(load_sweep(sweep_dir), budget)
+        if stopped:
+            lines.append(f"Stopped early: {stopped} of {total} trials; {steps} of the sweep's "
+                         f"{budget * total} trial-steps not run "
+                         f"({100 * steps / (budget * total):.0f}%), about {seconds / 60:.1f} min "
+                         f"of trial time at their own step times")
     lines.append(f"Results: {sweep_dir}  (verdicts.jsonl, study.db, spec.yaml; "
                  f"`archer-sweep analyze {sweep_dir}`)")
     return "\n".join(lines)

@@ -17,7 +17,6 @@ LOCK_FILE = ".archer-sweep.lock"
 PARAMS_FILE = "params.json"
 TRIAL_ID_KEY = "trial_id"
 ITER_KEY = "training_iteration"
-ITER_TIME_KEY = "time_this_iter_s"  # Ray Tune: wall seconds of the step
 
 
 def get_dotted(config: Mapping[str, Any], key: str, default: Any = None) -> Any:

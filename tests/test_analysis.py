@@ -77,3 +77,24 @@ def test_analyze_a_sweep_the_engine_ran():
     # the engine's results dir reads as history too (params from params.json by the space keys)
     runs = load_history(d)
     assert all(set(r.params) == {"algorithm.entropy_coeff", "algorithm.kl_loss_coef"} for r in runs)
+
+
+def test_stop_savings_count_unrun_steps_at_each_trials_own_step_time():
+    from pathlib import Path
+
+    from archer_sweep.analysis import Sweep, stop_savings
+    from archer_sweep.history import Run
+
+    def run(rid, verdict, n, secs):
+        steps = [{M.STEP: s, M.TIME_STEP: t} for s, t in zip(range(1, n + 1), secs)]
+        return Run(rid, {}, steps, {"verdict": verdict})
+
+    runs = [run("a", "stopped:entropy_high", 4, [2.0] * 4),  # 6 steps left at 2 s
+            run("b", "healthy", 10, [9.0] * 10),
+            run("c", "stopped:timeout", 2, [30.0, float("nan")]),  # 8 left at 30 s
+            run("d", "unhealthy:score_good", 10, [1.0] * 10)]
+    sweep = Sweep(Path("."), "s", None, runs)
+    assert stop_savings(sweep, budget=10) == (2, 14, 6 * 2.0 + 8 * 30.0)
+    assert stop_savings(sweep) == (2, 14, 252.0)  # budget: the longest trial
+    assert compute(sweep) == (26, 14)
+    assert stop_savings(Sweep(Path("."), "s", None, runs[1:2])) == (0, 0, 0.0)

@@ -48,18 +48,3 @@ def test_terminal_gets_a_table_with_status_step_metrics_and_verdict(tmp_path):
     row = next(line for line in rendered.splitlines() if "t1" in line)
     assert all(cell in row for cell in ("0.05", "done", "7.25", "0.125", "stopped:entropy_high"))
 
-
-def test_early_stop_savings_counts_unrun_steps_at_each_trials_own_step_time():
-    from archer_sweep.live import early_stop_savings
-
-    rows = [{"trial_id": "a", "verdict": "stopped:entropy_high"},
-            {"trial_id": "b", "verdict": "healthy"},
-            {"trial_id": "c", "verdict": "stopped:timeout"},
-            {"trial_id": "d", "verdict": "unhealthy:score_good"}]
-    hist = {"a": [{"time_this_iter_s": 2.0}] * 4,  # 6 steps spared at 2 s
-            "b": [{"time_this_iter_s": 9.0}] * 10,
-            "c": [{"time_this_iter_s": 30.0}, {"time_this_iter_s": float("nan")}]}  # 8 at 30 s
-    assert early_stop_savings(rows, hist, budget=10, total=4) == (
-        "Stopped early: 2 of 4 trials; 14 of the sweep's 40 trial-steps not run (35%), "
-        "about 4.2 min of trial time at their own step times")
-    assert early_stop_savings(rows[1:2] + rows[3:], hist, budget=10, total=4) is None
