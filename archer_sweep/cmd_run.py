@@ -140,7 +140,7 @@ def _fit(tuner, spec, sweep_dir: Path) -> int:
 
     # W&B's logging actors can finish after Tune's last sync to storage (seen under load):
     # their offline runs would stay in Ray's staging dir only.
-    salvage_staging(sweep_dir, spec.name)
+    salvage_staging(sweep_dir, spec.name, why="W&B files written after Tune's last sync")
     rows = VerdictStore(sweep_dir).rows()
     total = spec.search.num_samples
     typer.echo(summary(sweep_dir, spec.search.metric, spec.search.mode, total,

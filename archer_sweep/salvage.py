@@ -38,9 +38,11 @@ def find_staging(sweep_dir: Path, name: str, root: Optional[Path] = None) -> Opt
     return max(found, key=lambda d: d.stat().st_mtime, default=None)
 
 
-def salvage_staging(sweep_dir: Path, name: str, root: Optional[Path] = None) -> int:
+def salvage_staging(sweep_dir: Path, name: str, root: Optional[Path] = None,
+                    why: str = "left by the interrupted driver") -> int:
     """Copy files of the newest staging dir that are newer than (or missing from) the
-    sweep dir; return how many were copied. Checkpoints are never in staging."""
+    sweep dir; return how many were copied (logged with `why`). Checkpoints are never
+    in staging."""
     staging = find_staging(Path(sweep_dir), name, root)
     if staging is None:
         return 0
@@ -55,5 +57,5 @@ def salvage_staging(sweep_dir: Path, name: str, root: Optional[Path] = None) -> 
         shutil.copy2(src, dst)
         copied += 1
     if copied:
-        log.info("copied %d newer file(s) from %s (left by the interrupted driver)", copied, staging)
+        log.info("copied %d newer file(s) from %s (%s)", copied, staging, why)
     return copied
