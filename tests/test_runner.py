@@ -175,39 +175,27 @@ def test_crashing_trials_get_error_verdicts_and_fail_in_optuna(tmp_path):
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
 
 
-def test_hung_step_is_stopped_as_timeout(tmp_path):
-    import time
-
-    spec = fake_spec(tmp_path, name="hang", search__num_samples=1, failure={"step_timeout_s": 3},
-                     trainable__config__fake={"hang_at_step": 3, "hang_s": 120})
-    start = time.time()
-    assert cmd_run.run(spec, live=False) == 0
-    assert time.time() - start < 90  # not the 120 s hang
-    sweep_dir = runner.sweep_dir_of(spec)
-    (row,) = verdicts(sweep_dir)
-    assert (row["verdict"], row["rule"], row["step"]) == ("stopped:timeout", "timeout", 3)
-    assert row["reason"].startswith("step 3 still running after ")
-    study = optuna.load_study(study_name="hang", storage=f"sqlite:///{sweep_dir}/study.db")
-    assert [t.state.name for t in study.trials] == ["PRUNED"]
-
-
-@pytest.mark.parametrize("failure, key, hang", [
-    ({"step_timeout_s": 3}, "step_timeout_s", {"hang_at_step": 1}),
-    ({"start_timeout_s": 3}, "start_timeout_s", {"hang_in_init": True})])
-def test_a_trial_silent_from_its_start_is_stopped_as_timeout(tmp_path, failure, key, hang):
+@pytest.mark.parametrize("failure, hang, step, reason", [
+    # a step that hangs after earlier reports
+    ({"step_timeout_s": 3}, {"hang_at_step": 3}, 3, r"step 3 still running after .*"),
     # a hang while the trainer is built or in step 1 leaves no report to time steps from
+    ({"step_timeout_s": 3}, {"hang_at_step": 1}, 1,
+     r"no report \(setup and step 1\) after \d+s > step_timeout_s=3"),
+    ({"start_timeout_s": 3}, {"hang_in_init": True}, 1,
+     r"no report \(setup and step 1\) after \d+s > start_timeout_s=3")])
+def test_a_hung_trial_is_stopped_as_timeout(tmp_path, failure, hang, step, reason):
     import time
 
-    spec = fake_spec(tmp_path, name="hang1", search__num_samples=1, failure=failure,
+    spec = fake_spec(tmp_path, name="hang", search__num_samples=1, failure=failure,
                      trainable__config__fake={**hang, "hang_s": 120})
     start = time.time()
     assert cmd_run.run(spec, live=False) == 0
     assert time.time() - start < 90  # not the 120 s hang
     sweep_dir = runner.sweep_dir_of(spec)
     (row,) = verdicts(sweep_dir)
-    assert (row["verdict"], row["rule"], row["step"]) == ("stopped:timeout", "timeout", 1)
-    assert re.fullmatch(rf"no report \(setup and step 1\) after \d+s > {key}=3", row["reason"])
-    study = optuna.load_study(study_name="hang1", storage=f"sqlite:///{sweep_dir}/study.db")
+    assert (row["verdict"], row["rule"], row["step"]) == ("stopped:timeout", "timeout", step)
+    assert re.fullmatch(reason, row["reason"])
+    study = optuna.load_study(study_name="hang", storage=f"sqlite:///{sweep_dir}/study.db")
     assert [t.state.name for t in study.trials] == ["PRUNED"]
 
 
