@@ -2,6 +2,7 @@
 
 Python API for notebooks: `archer_sweep.load_results(path)` -> pandas DataFrame.
 """
+
 from __future__ import annotations
 
 __all__ = ["load_results"]
@@ -9,6 +10,6 @@ __all__ = ["load_results"]
 
 def load_results(path):
     """One DataFrame for a sweep dir: a row per trial and step, params and verdict columns."""
-    from archer_sweep.results import load_results as _load
+    from archer_sweep.results.sweepdir import load_results as _load
 
     return _load(path)

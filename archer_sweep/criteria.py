@@ -18,16 +18,22 @@ A good rule whose metric is missing/NaN at judgement time is missed (unhealthy).
 `window: N` makes a rule judge the mean of the finite values of its metric over the last
 N reports (up to the judged one) instead of that report alone: for noisy batch metrics.
 """
+
 from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Literal, Mapping, Optional, Sequence
+from typing import Literal, Optional
 
 OPS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
-    "==": operator.eq, "!=": operator.ne,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
 }
 STEP_KEY = "step"
 
@@ -69,11 +75,18 @@ class Rule:
         return OPS[self.op](x, self.value)  # type: ignore[index]
 
     def describe(self) -> str:
-        cond = (f"in [{self.between[0]:g}, {self.between[1]:g}]" if self.between
-                else f"{self.op} {self.value:g}")
-        when = (f"at step {self.at_step}" if self.at_step is not None
-                else f"after step {self.after_step}" if self.after_step
-                else "any step" if self.verdict == "bad" else "at the last step")
+        cond = (
+            f"in [{self.between[0]:g}, {self.between[1]:g}]" if self.between else f"{self.op} {self.value:g}"
+        )
+        when = (
+            f"at step {self.at_step}"
+            if self.at_step is not None
+            else f"after step {self.after_step}"
+            if self.after_step
+            else "any step"
+            if self.verdict == "bad"
+            else "at the last step"
+        )
         pat = f", {self.patience} reports in a row" if self.patience > 1 else ""
         metric = f"mean of last {self.window} {self.metric}" if self.window > 1 else self.metric
         return f"{metric} {cond} ({when}{pat})"
@@ -97,8 +110,13 @@ class Verdict:
         value = self.value
         if value is not None and not math.isfinite(value):
             value = str(value)  # JSON has no NaN; keep it readable and loadable
-        d = {"verdict": self.verdict, "rule": self.rule, "step": self.step,
-             "metric": self.metric, "value": value}
+        d = {
+            "verdict": self.verdict,
+            "rule": self.rule,
+            "step": self.step,
+            "metric": self.metric,
+            "value": value,
+        }
         if self.reason:
             d["reason"] = self.reason
         return d
@@ -135,12 +153,16 @@ class CriteriaTracker:
             return self.verdict
         step = int(metrics.get(STEP_KEY, len(self.history) + 1))
         if self.keep_history:
-            self.history.append({k: metrics[k] for k in self._watched() if k in metrics}
-                                | {STEP_KEY: step})
+            self.history.append({k: metrics[k] for k in self._watched() if k in metrics} | {STEP_KEY: step})
         if self.objective and not _finite(metrics.get(self.objective)):
-            self.verdict = Verdict(NAN_VERDICT, rule=None, step=step, metric=self.objective,
-                                   value=_value(metrics, self.objective),
-                                   reason=f"objective {self.objective} is not finite")
+            self.verdict = Verdict(
+                NAN_VERDICT,
+                rule=None,
+                step=step,
+                metric=self.objective,
+                value=_value(metrics, self.objective),
+                reason=f"objective {self.objective} is not finite",
+            )
             return self.verdict
         for rule in self.rules:
             if rule.verdict != "bad":
@@ -161,8 +183,14 @@ class CriteriaTracker:
         x = _judged_value(rule, self.history if self.keep_history else [metrics])
         if not math.isfinite(x):
             if rule.on_nan == "stop":
-                return Verdict(NAN_VERDICT, rule=rule.name, step=step, metric=rule.metric, value=x,
-                               reason=f"{rule.metric} is {'missing' if rule.metric not in metrics else x}")
+                return Verdict(
+                    NAN_VERDICT,
+                    rule=rule.name,
+                    step=step,
+                    metric=rule.metric,
+                    value=x,
+                    reason=f"{rule.metric} is {'missing' if rule.metric not in metrics else x}",
+                )
             if rule.on_nan == "skip":
                 return None
             hit = True
@@ -191,12 +219,17 @@ class CriteriaTracker:
                 continue
             at = _report_index(rule, hist)
             report = hist[at] if at is not None else None
-            x = _judged_value(rule, hist[:at + 1]) if at is not None else math.nan
+            x = _judged_value(rule, hist[: at + 1]) if at is not None else math.nan
             step = int(report.get(STEP_KEY, last_step)) if report is not None else last_step
             if not math.isfinite(x) or not rule.holds(x):
-                self.verdict = Verdict(f"unhealthy:{rule.name}", rule.name, step, rule.metric, x,
-                                       reason=None if report is not None else
-                                       f"no report at or after step {rule.at_step}")
+                self.verdict = Verdict(
+                    f"unhealthy:{rule.name}",
+                    rule.name,
+                    step,
+                    rule.metric,
+                    x,
+                    reason=None if report is not None else f"no report at or after step {rule.at_step}",
+                )
                 return self.verdict
         self.verdict = Verdict("healthy", step=last_step)
         return self.verdict
@@ -207,7 +240,7 @@ def _judged_value(rule: Rule, reports: Sequence[Mapping[str, float]]) -> float:
     with `window > 1` the mean of the finite values in the last `window` reports (NaN if none)."""
     if rule.window == 1:
         return _value(reports[-1], rule.metric)
-    values = [x for x in (_value(h, rule.metric) for h in reports[-rule.window:]) if math.isfinite(x)]
+    values = [x for x in (_value(h, rule.metric) for h in reports[-rule.window :]) if math.isfinite(x)]
     return sum(values) / len(values) if values else math.nan
 
 
@@ -220,8 +253,12 @@ def _report_index(rule: Rule, hist: Sequence[Mapping[str, float]]) -> Optional[i
     return next((i for i, h in enumerate(hist) if int(h.get(STEP_KEY, 0)) >= rule.at_step), None)
 
 
-def evaluate(rules: Sequence[Rule], history: Iterable[Mapping[str, float]],
-             objective: Optional[str] = None, finished: bool = True) -> Verdict | None:
+def evaluate(
+    rules: Sequence[Rule],
+    history: Iterable[Mapping[str, float]],
+    objective: Optional[str] = None,
+    finished: bool = True,
+) -> Verdict | None:
     """Replay a whole metric history: the verdict a live trial would have received.
 
     Returns the stop verdict if a bad rule fires, else (when `finished`) the final

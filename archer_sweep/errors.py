@@ -1,7 +1,8 @@
 """`UserError`: bad input the CLI reports as one line and exit code 2 (no traceback).
 
-`archer_sweep.spec.SpecError` subclasses it, so the CLI catches both.
+`archer_sweep.spec.model.SpecError` subclasses it, so the CLI catches both.
 """
+
 from __future__ import annotations
 
 

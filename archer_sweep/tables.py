@@ -1,12 +1,10 @@
-"""Small shared helpers of the read-the-results verbs: Markdown tables, number
-formatting, and reading a spec file (through `archer_sweep.spec.load_spec`)."""
+"""Small shared helpers of the read-the-results verbs: Markdown tables and number formatting."""
+
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
-
-from archer_sweep.errors import UserError
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 
 def fmt(x: Any, digits: int = 3) -> str:
@@ -30,8 +28,10 @@ def fmt(x: Any, digits: int = 3) -> str:
 
 def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A GitHub Markdown table (cells formatted with `fmt`, pipes escaped)."""
+
     def cell(x: Any) -> str:
         return fmt(x).replace("|", "\\|")
+
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(cell(x) for x in r) + " |" for r in rows]
     return "\n".join(lines)
@@ -40,12 +40,3 @@ def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def short_param(key: str) -> str:
     """`algorithm.entropy_coeff` -> `entropy_coeff` for table headers."""
     return key.rsplit(".", 1)[-1]
-
-
-def read_spec(path: Path | str, overrides: Optional[list[str]] = None):
-    """Load a SweepSpec; a missing file is a UserError (SpecError already is one)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such spec file")
-    from archer_sweep.spec import load_spec
-    return load_spec(path, overrides or [])

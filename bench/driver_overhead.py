@@ -14,6 +14,7 @@ bench/ray_overhead.py for that). Prints the median / p95 time per result, the pe
 start/finish cost, and the driver's RSS before and after. `--tune N` also times the same
 two callbacks inside a real Ray Tune sweep of N fake trials.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-from archer_sweep import runner  # noqa: E402
-from archer_sweep.spec import load_spec  # noqa: E402
-from archer_sweep.verdicts import VerdictStore  # noqa: E402
+from archer_sweep.engine import runner  # noqa: E402
+from archer_sweep.engine.verdicts import VerdictStore  # noqa: E402
+from archer_sweep.spec.load import load_spec  # noqa: E402
 from tests.fake_backend import FakeConfig, FakeTrainer  # noqa: E402
 
 
@@ -55,12 +56,19 @@ def rss_mb() -> float:
 
 
 def build(tmp: Path, trials: int, concurrent: int, steps: int):
-    spec = load_spec(ROOT / "sweeps" / "seed-v2.yaml", [
-        f"search.num_samples={trials}", f"search.max_concurrent={concurrent}",
-        f"storage.path={tmp}", "tracking.wandb.mode=disabled", f"ray.num_cpus={concurrent}",
-        f"trainable.config.trainer.total_steps={steps}",
-        "search.space.algorithm.entropy_coeff={type: loguniform, low: 1.0e-4, high: 5.0e-2}",
-        "search.space.algorithm.kl_loss_coef={type: loguniform, low: 1.0e-3, high: 1.0e-1}"])
+    spec = load_spec(
+        ROOT / "sweeps" / "seed-v2.yaml",
+        [
+            f"search.num_samples={trials}",
+            f"search.max_concurrent={concurrent}",
+            f"storage.path={tmp}",
+            "tracking.wandb.mode=disabled",
+            f"ray.num_cpus={concurrent}",
+            f"trainable.config.trainer.total_steps={steps}",
+            "search.space.algorithm.entropy_coeff={type: loguniform, low: 1.0e-4, high: 5.0e-2}",
+            "search.space.algorithm.kl_loss_coef={type: loguniform, low: 1.0e-3, high: 1.0e-1}",
+        ],
+    )
     sweep_dir = runner.sweep_dir_of(spec)
     sweep_dir.mkdir(parents=True)
     parts = runner.build_parts(spec, sweep_dir, live=False)
@@ -123,21 +131,27 @@ def run(trials: int, concurrent: int, reports: int) -> dict:
         rss1 = rss_mb()
         rows = VerdictStore(runner.sweep_dir_of(spec)).rows()
     per_result.sort()
-    return {"results": len(per_result), "trials": trials, "verdicts": len(rows),
-            "median_ms": statistics.median(per_result) * 1e3,
-            "p95_ms": per_result[int(0.95 * len(per_result))] * 1e3,
-            "max_ms": per_result[-1] * 1e3,
-            "suggest_median_ms": statistics.median(per_trial) * 1e3,
-            "amortized_ms": (sum(per_result) + sum(per_trial)) / len(per_result) * 1e3,
-            "wall_s": wall, "rss0_mb": rss0, "rss1_mb": rss1}
+    return {
+        "results": len(per_result),
+        "trials": trials,
+        "verdicts": len(rows),
+        "median_ms": statistics.median(per_result) * 1e3,
+        "p95_ms": per_result[int(0.95 * len(per_result))] * 1e3,
+        "max_ms": per_result[-1] * 1e3,
+        "suggest_median_ms": statistics.median(per_trial) * 1e3,
+        "amortized_ms": (sum(per_result) + sum(per_trial)) / len(per_result) * 1e3,
+        "wall_s": wall,
+        "rss0_mb": rss0,
+        "rss1_mb": rss1,
+    }
 
 
 def run_tune(trials: int, concurrent: int, reports: int) -> dict:
     """A real (smaller) sweep under Ray Tune on the fake backend; the same two callbacks
     are timed in place by wrapping their methods in this (driver) process."""
-    from archer_sweep import cmd_run
-    from archer_sweep.scheduler import CriteriaScheduler
-    from archer_sweep.searcher import CriteriaOptunaSearch
+    from archer_sweep.engine import sweep as cmd_run
+    from archer_sweep.engine.scheduler import CriteriaScheduler
+    from archer_sweep.engine.searcher import CriteriaOptunaSearch
 
     spent: dict[str, list[float]] = {"scheduler": [], "searcher": []}
 
@@ -150,25 +164,36 @@ def run_tune(trials: int, concurrent: int, reports: int) -> dict:
                 return inner(self, *args, **kwargs)
             finally:
                 spent[key].append(time.perf_counter() - t0)
+
         setattr(cls, name, wrapper)
 
     timed(CriteriaScheduler, "on_trial_result", "scheduler")
     timed(CriteriaOptunaSearch, "on_trial_result", "searcher")
     with tempfile.TemporaryDirectory() as tmp:
-        spec = load_spec(ROOT / "sweeps" / "seed-v2.yaml", [
-            f"search.num_samples={trials}", f"search.max_concurrent={concurrent}",
-            f"storage.path={tmp}", "tracking.wandb.mode=disabled", f"ray.num_cpus={concurrent}",
-            "trainable.backend=tests.fake_backend:FakeTrainer",
-            f"trainable.config.trainer.total_steps={reports}", "checkpoint.frequency=0",
-            "search.space.algorithm.entropy_coeff={type: loguniform, low: 1.0e-3, high: 8.0e-3}"])
+        spec = load_spec(
+            ROOT / "sweeps" / "seed-v2.yaml",
+            [
+                f"search.num_samples={trials}",
+                f"search.max_concurrent={concurrent}",
+                f"storage.path={tmp}",
+                "tracking.wandb.mode=disabled",
+                f"ray.num_cpus={concurrent}",
+                "trainable.backend=tests.fake_backend:FakeTrainer",
+                f"trainable.config.trainer.total_steps={reports}",
+                "checkpoint.frequency=0",
+                "search.space.algorithm.entropy_coeff={type: loguniform, low: 1.0e-3, high: 8.0e-3}",
+            ],
+        )
         t0 = time.perf_counter()
         cmd_run.run(spec, live=False)
         wall = time.perf_counter() - t0
     sched, search = sorted(spent["scheduler"]), sorted(spent["searcher"])
-    return {"results": len(sched),
-            "median_ms": (statistics.median(sched) + statistics.median(search)) * 1e3,
-            "p95_ms": (sched[int(0.95 * len(sched))] + search[int(0.95 * len(search))]) * 1e3,
-            "wall_s": wall}
+    return {
+        "results": len(sched),
+        "median_ms": (statistics.median(sched) + statistics.median(search)) * 1e3,
+        "p95_ms": (sched[int(0.95 * len(sched))] + search[int(0.95 * len(search))]) * 1e3,
+        "wall_s": wall,
+    }
 
 
 def main() -> None:
@@ -176,8 +201,13 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=500)
     ap.add_argument("--concurrent", type=int, default=8)
     ap.add_argument("--reports", type=int, default=200)
-    ap.add_argument("--tune", type=int, default=0, metavar="TRIALS",
-                    help="also run a real Ray Tune sweep of TRIALS fake trials (2 at a time)")
+    ap.add_argument(
+        "--tune",
+        type=int,
+        default=0,
+        metavar="TRIALS",
+        help="also run a real Ray Tune sweep of TRIALS fake trials (2 at a time)",
+    )
     a = ap.parse_args()
     import logging
 
@@ -186,21 +216,31 @@ def main() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     r = run(a.trials, a.concurrent, a.reports)
-    print(f"trials={r['trials']} concurrent={a.concurrent} reports/trial<={a.reports} "
-          f"results={r['results']} verdicts={r['verdicts']}")
-    print(f"driver time per result (scheduler + searcher): median {r['median_ms']:.3f} ms, "
-          f"p95 {r['p95_ms']:.3f} ms, max {r['max_ms']:.1f} ms  (target: median <= 1 ms)")
-    print(f"per trial start (searcher.suggest): median {r['suggest_median_ms']:.1f} ms; "
-          f"all driver callbacks incl. suggest and completion: {r['amortized_ms']:.3f} ms "
-          f"per result on average")
-    print(f"driver RSS: {r['rss0_mb']:.0f} MB -> {r['rss1_mb']:.0f} MB "
-          f"(+{r['rss1_mb'] - r['rss0_mb']:.0f} MB over {r['results']} results); "
-          f"wall {r['wall_s']:.1f} s")
+    print(
+        f"trials={r['trials']} concurrent={a.concurrent} reports/trial<={a.reports} "
+        f"results={r['results']} verdicts={r['verdicts']}"
+    )
+    print(
+        f"driver time per result (scheduler + searcher): median {r['median_ms']:.3f} ms, "
+        f"p95 {r['p95_ms']:.3f} ms, max {r['max_ms']:.1f} ms  (target: median <= 1 ms)"
+    )
+    print(
+        f"per trial start (searcher.suggest): median {r['suggest_median_ms']:.1f} ms; "
+        f"all driver callbacks incl. suggest and completion: {r['amortized_ms']:.3f} ms "
+        f"per result on average"
+    )
+    print(
+        f"driver RSS: {r['rss0_mb']:.0f} MB -> {r['rss1_mb']:.0f} MB "
+        f"(+{r['rss1_mb'] - r['rss0_mb']:.0f} MB over {r['results']} results); "
+        f"wall {r['wall_s']:.1f} s"
+    )
     if a.tune:
         t = run_tune(a.tune, 2, a.reports)
-        print(f"real Ray Tune sweep ({a.tune} trials, 2 concurrent, fake backend): "
-              f"scheduler + searcher per result: sum of medians {t['median_ms']:.3f} ms, "
-              f"sum of p95s {t['p95_ms']:.3f} ms over {t['results']} results; wall {t['wall_s']:.0f} s")
+        print(
+            f"real Ray Tune sweep ({a.tune} trials, 2 concurrent, fake backend): "
+            f"scheduler + searcher per result: sum of medians {t['median_ms']:.3f} ms, "
+            f"sum of p95s {t['p95_ms']:.3f} ms over {t['results']} results; wall {t['wall_s']:.0f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Same config and seed in both. Under Tune, steps/s is measured on the driver from
 arrival of the first result to the last (so it includes Tune's per-iteration
 bookkeeping and result transport); the bare loop is timed over the same steps.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,8 @@ import time
 
 import ray
 from ray import tune
-
 from step import parse_sets  # bench/ is on sys.path when run as a script
+
 from trainable import GRPOTrainable, build_trainer
 
 
@@ -39,10 +40,12 @@ def bare(config: dict, steps: int) -> float:
 def under_tune(config: dict, steps: int) -> float:
     arrivals = _Arrivals()
     with tempfile.TemporaryDirectory() as storage:
-        tuner = tune.Tuner(GRPOTrainable, param_space=config,
-                           run_config=tune.RunConfig(storage_path=storage, callbacks=[arrivals],
-                                                     verbose=0),
-                           tune_config=tune.TuneConfig(num_samples=1))
+        tuner = tune.Tuner(
+            GRPOTrainable,
+            param_space=config,
+            run_config=tune.RunConfig(storage_path=storage, callbacks=[arrivals], verbose=0),
+            tune_config=tune.TuneConfig(num_samples=1),
+        )
         tuner.fit()
     if len(arrivals.times) != steps:
         raise RuntimeError(f"expected {steps} results, got {len(arrivals.times)}")
@@ -62,8 +65,10 @@ def main() -> None:
     finally:
         ray.shutdown()
     loop = bare(config, args.steps)
-    print(f"{args.steps} steps: bare loop {loop:.3f} steps/s, under Ray Tune {tuned:.3f} steps/s "
-          f"-> Tune is {100 * (1 - tuned / loop):+.1f}% slower (ratio {tuned / loop:.3f})")
+    print(
+        f"{args.steps} steps: bare loop {loop:.3f} steps/s, under Ray Tune {tuned:.3f} steps/s "
+        f"-> Tune is {100 * (1 - tuned / loop):+.1f}% slower (ratio {tuned / loop:.3f})"
+    )
 
 
 if __name__ == "__main__":

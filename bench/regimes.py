@@ -7,6 +7,7 @@ the seed's key metrics move: the calibration evidence behind the default sweep.
 Every number comes from real training runs (warm start, sampling, rewards, updates);
 `score gain` is the mean `critic/score/mean` of the last 5 steps minus the first 5.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,13 @@ from trainable import build_trainer
 from trainable import metrics as M
 
 DEFAULT_REGIMES = ("none:0:0.01", "weak:0.001:0.01", "v2:0.005:0.01", "strong:0.05:0.01")
-COLUMNS = ((M.ENTROPY, "entropy"), (M.RESP_LEN_POS, "pos len"),
-           (M.LOGICAL_CONNECTIVES, "conn"), (M.SCORE_MEAN, "score"), (M.GIBBERISH_FRAC, "gib"))
+COLUMNS = (
+    (M.ENTROPY, "entropy"),
+    (M.RESP_LEN_POS, "pos len"),
+    (M.LOGICAL_CONNECTIVES, "conn"),
+    (M.SCORE_MEAN, "score"),
+    (M.GIBBERISH_FRAC, "gib"),
+)
 
 
 def run(job: tuple[str, dict]) -> tuple[str, list[dict]]:
@@ -34,17 +40,25 @@ def run(job: tuple[str, dict]) -> tuple[str, list[dict]]:
     while not trainer.done():
         rows.append(trainer.step())
         r = rows[-1]
-        print(f"[{name}] step {int(r[M.STEP])} " + " ".join(f"{c}={fmt(r[k])}" for k, c in COLUMNS)
-              + f" t={r[M.TIME_STEP]:.1f}s", file=sys.stderr, flush=True)
+        print(
+            f"[{name}] step {int(r[M.STEP])} "
+            + " ".join(f"{c}={fmt(r[k])}" for k, c in COLUMNS)
+            + f" t={r[M.TIME_STEP]:.1f}s",
+            file=sys.stderr,
+            flush=True,
+        )
     return name, rows
 
 
 def summary(rows: list[dict]) -> dict:
     scores = [r[M.SCORE_MEAN] for r in rows]
     over7 = next((int(r[M.STEP]) for r in rows if r[M.ENTROPY] > 7), None)
-    return {"score_gain": statistics.mean(scores[-5:]) - statistics.mean(scores[:5]),
-            "max_entropy": max(r[M.ENTROPY] for r in rows), "first_step_entropy_gt_7": over7,
-            "step_s": statistics.mean(r[M.TIME_STEP] for r in rows)}
+    return {
+        "score_gain": statistics.mean(scores[-5:]) - statistics.mean(scores[:5]),
+        "max_entropy": max(r[M.ENTROPY] for r in rows),
+        "first_step_entropy_gt_7": over7,
+        "step_s": statistics.mean(r[M.TIME_STEP] for r in rows),
+    }
 
 
 def fmt(v: float) -> str:
@@ -55,12 +69,13 @@ def table(name: str, params: str, rows: list[dict], every: int) -> str:
     picks = [r for r in rows if int(r[M.STEP]) == 1 or int(r[M.STEP]) % every == 0]
     head = f"| {name} ({params}) step | " + " | ".join(c for _, c in COLUMNS) + " |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
-    lines += [f"| {int(r[M.STEP])} | " + " | ".join(fmt(r[k]) for k, _ in COLUMNS) + " |"
-              for r in picks]
+    lines += [f"| {int(r[M.STEP])} | " + " | ".join(fmt(r[k]) for k, _ in COLUMNS) + " |" for r in picks]
     s = summary(rows)
-    lines.append(f"score gain (last5-first5) {s['score_gain']:+.3f}, max entropy "
-                 f"{s['max_entropy']:.2f}, entropy>7 first at step {s['first_step_entropy_gt_7']}, "
-                 f"{s['step_s']:.2f} s/step")
+    lines.append(
+        f"score gain (last5-first5) {s['score_gain']:+.3f}, max entropy "
+        f"{s['max_entropy']:.2f}, entropy>7 first at step {s['first_step_entropy_gt_7']}, "
+        f"{s['step_s']:.2f} s/step"
+    )
     return "\n".join(lines)
 
 
@@ -88,8 +103,15 @@ def main() -> None:
         results = dict(pool.map(run, jobs))
     for name, config in jobs:
         alg = config["algorithm"]
-        print(table(name, f"entropy_coeff={alg['entropy_coeff']}, kl_loss_coef={alg['kl_loss_coef']}",
-                    results[name], args.every) + "\n")
+        print(
+            table(
+                name,
+                f"entropy_coeff={alg['entropy_coeff']}, kl_loss_coef={alg['kl_loss_coef']}",
+                results[name],
+                args.every,
+            )
+            + "\n"
+        )
     if args.out:
         with open(args.out, "w") as f:
             json.dump({name: {"config": cfg, "rows": results[name]} for name, cfg in jobs}, f)

@@ -5,6 +5,7 @@
 Prints the mean step time (sampling / update), tokens per second, and the ratio of
 sampling time without and with the KV cache on the same model and prompts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,7 @@ def parse_sets(pairs: list[str]) -> dict:
 def kv_speedup(trainer, repeats: int = 1) -> tuple[float, float]:
     """(seconds with cache, seconds without) to sample one default batch, same seed."""
     cfg = trainer.config
-    prompts = [tasks.encode_prompt(trainer.tok, p)
-               for p in trainer.train_set[:cfg.data.train_batch_size]]
+    prompts = [tasks.encode_prompt(trainer.tok, p) for p in trainer.train_set[: cfg.data.train_batch_size]]
     rows = torch.tensor([p for p in prompts for _ in range(cfg.rollout.n)])
     trainer.model.eval()
     times = []
@@ -52,9 +52,16 @@ def kv_speedup(trainer, repeats: int = 1) -> tuple[float, float]:
         start = time.perf_counter()
         for _ in range(repeats):
             # eos_id=-1: never stop early, so both paths sample the same number of tokens
-            trainer.model.generate(rows, torch.ones_like(rows), cfg.data.max_response_length,
-                                   1.0, torch.Generator().manual_seed(0), -1,
-                                   trainer.tok.pad_id, use_cache=use_cache)
+            trainer.model.generate(
+                rows,
+                torch.ones_like(rows),
+                cfg.data.max_response_length,
+                1.0,
+                torch.Generator().manual_seed(0),
+                -1,
+                trainer.tok.pad_id,
+                use_cache=use_cache,
+            )
         times.append((time.perf_counter() - start) / repeats)
     return times[0], times[1]
 
@@ -74,17 +81,22 @@ def main() -> None:
     rows = [trainer.step() for _ in range(args.steps)]
     mean = lambda k: statistics.mean(r[k] for r in rows)
     cfg = trainer.config
-    print(f"tiny GRPO step at defaults ({cfg.data.train_batch_size} prompts x {cfg.rollout.n} "
-          f"samples, <= {cfg.data.max_response_length} tokens, {cfg.model.n_layer} layers "
-          f"d={cfg.model.d_model}, threads={torch.get_num_threads()}), mean of {args.steps}:")
-    print(f"  step {mean(M.TIME_STEP):.2f} s  (sampling {mean(M.TIME_GEN):.2f} s, "
-          f"update {mean(M.TIME_UPDATE):.2f} s)")
-    print(f"  throughput {mean(M.THROUGHPUT):.0f} tokens/s, mean response "
-          f"{mean(M.RESP_LEN_MEAN):.1f} tokens")
+    print(
+        f"tiny GRPO step at defaults ({cfg.data.train_batch_size} prompts x {cfg.rollout.n} "
+        f"samples, <= {cfg.data.max_response_length} tokens, {cfg.model.n_layer} layers "
+        f"d={cfg.model.d_model}, threads={torch.get_num_threads()}), mean of {args.steps}:"
+    )
+    print(
+        f"  step {mean(M.TIME_STEP):.2f} s  (sampling {mean(M.TIME_GEN):.2f} s, "
+        f"update {mean(M.TIME_UPDATE):.2f} s)"
+    )
+    print(f"  throughput {mean(M.THROUGHPUT):.0f} tokens/s, mean response {mean(M.RESP_LEN_MEAN):.1f} tokens")
     cached, full = kv_speedup(trainer)
-    print(f"  sampling {cfg.data.train_batch_size * cfg.rollout.n} x "
-          f"{cfg.data.max_response_length} tokens: KV cache {cached:.2f} s, recompute "
-          f"{full:.2f} s -> speedup {full / cached:.1f}x")
+    print(
+        f"  sampling {cfg.data.train_batch_size * cfg.rollout.n} x "
+        f"{cfg.data.max_response_length} tokens: KV cache {cached:.2f} s, recompute "
+        f"{full:.2f} s -> speedup {full / cached:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
    the full run a trial is healthy when replaying the *whole* rule set over its full
    history (`criteria.evaluate`) says so, i.e. when the criteria would not have lost it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,11 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a fresh clone
 
-from archer_sweep import cmd_run, runner  # noqa: E402
-from archer_sweep.criteria import evaluate  # noqa: E402
-from archer_sweep.live import best_healthy  # noqa: E402
-from archer_sweep.results import read_results, trial_dirs  # noqa: E402
-from archer_sweep.verdicts import VerdictStore  # noqa: E402
+from archer_sweep.criteria import evaluate
+from archer_sweep.engine import runner
+from archer_sweep.engine import sweep as cmd_run
+from archer_sweep.engine.live import best_healthy
+from archer_sweep.engine.verdicts import VerdictStore
+from archer_sweep.results.sweepdir import read_results, trial_dirs
 
 
 def histories(sweep_dir: Path) -> dict[str, list[dict]]:
@@ -46,12 +48,20 @@ def sweep(spec, live: bool) -> tuple[Path, float]:
 
 def to_the_end(spec, rows: list[dict]):
     """The same configurations in the same order, every bad rule removed."""
-    search = spec.search.model_copy(update={
-        "points_to_evaluate": [r["params"] for r in rows], "num_samples": len(rows),
-        "max_concurrent": spec.search.max_concurrent})
-    return spec.model_copy(update={
-        "name": f"{spec.name}-full", "search": search,
-        "criteria": [c for c in spec.criteria if c.verdict == "good"]})
+    search = spec.search.model_copy(
+        update={
+            "points_to_evaluate": [r["params"] for r in rows],
+            "num_samples": len(rows),
+            "max_concurrent": spec.search.max_concurrent,
+        }
+    )
+    return spec.model_copy(
+        update={
+            "name": f"{spec.name}-full",
+            "search": search,
+            "criteria": [c for c in spec.criteria if c.verdict == "good"],
+        }
+    )
 
 
 def _key(params: dict) -> str:
@@ -64,17 +74,24 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--storage", default=None, help="results root (default: a temp dir)")
     ap.add_argument("--live", action="store_true", help="show the live trial lines")
-    ap.add_argument("--reuse", default=None,
-                    help="a finished `archer-sweep run` dir to use as the criteria run "
-                         "(its spec.yaml is the spec; only the to-the-end run is made)")
+    ap.add_argument(
+        "--reuse",
+        default=None,
+        help="a finished `archer-sweep run` dir to use as the criteria run "
+        "(its spec.yaml is the spec; only the to-the-end run is made)",
+    )
     args = ap.parse_args()
     root = Path(args.storage or tempfile.mkdtemp(prefix="archer-bench-"))
     spec_path = Path(args.reuse) / "spec.yaml" if args.reuse else Path(args.spec)
     spec = cmd_run.load(spec_path, args.sets)
-    spec = spec.model_copy(update={"storage": spec.storage.model_copy(update={"path": str(root)}),
-                                   "tracking": spec.tracking.model_copy(update={
-                                       "wandb": spec.tracking.wandb.model_copy(
-                                           update={"mode": "disabled"})})})
+    spec = spec.model_copy(
+        update={
+            "storage": spec.storage.model_copy(update={"path": str(root)}),
+            "tracking": spec.tracking.model_copy(
+                update={"wandb": spec.tracking.wandb.model_copy(update={"mode": "disabled"})}
+            ),
+        }
+    )
     if args.reuse:
         crit_dir, crit_s = Path(args.reuse).resolve(), math.nan
     else:
@@ -107,17 +124,24 @@ def main() -> None:
             ran += len(crit_hist[r["trial_id"]])
             full += len(full_hist[f["trial_id"]])
         params = " ".join(f"{k.rsplit('.', 1)[-1]}={v:.4g}" for k, v in r["params"].items())
-        print(f"{r['trial_id']:>10}  {params:<44} {r['verdict']:<36} "
-              f"{len(crit_hist[r['trial_id']]):>5}  {len(full_hist[f['trial_id']]):>5}")
-    print(f"trial-steps with criteria: {steps_c}   every trial to the end: {steps_f}   "
-          f"saved: {100 * saved:.1f}%")
+        print(
+            f"{r['trial_id']:>10}  {params:<44} {r['verdict']:<36} "
+            f"{len(crit_hist[r['trial_id']]):>5}  {len(full_hist[f['trial_id']]):>5}"
+        )
+    print(
+        f"trial-steps with criteria: {steps_c}   every trial to the end: {steps_f}   "
+        f"saved: {100 * saved:.1f}%"
+    )
     if n_stopped:
-        print(f"stopped trials: {n_stopped}, {ran} of their {full} trial-steps run "
-              f"({100 * (1 - ran / full):.1f}% of their steps saved)")
+        print(
+            f"stopped trials: {n_stopped}, {ran} of their {full} trial-steps run "
+            f"({100 * (1 - ran / full):.1f}% of their steps saved)"
+        )
     crit_wall = "not timed (--reuse)" if math.isnan(crit_s) else f"{crit_s:.0f}s"
     print(f"wall time: criteria {crit_wall}, to the end {full_s:.0f}s")
     same = (best_c is None and best_f is None) or (
-        best_c is not None and best_f is not None and best_c["params"] == best_f["params"])
+        best_c is not None and best_f is not None and best_c["params"] == best_f["params"]
+    )
     print(f"best healthy with criteria: {best_c and best_c['params']}")
     print(f"best healthy run to the end: {best_f and best_f['params']}")
     print(f"same best healthy trial: {'yes' if same else 'NO'}")

@@ -7,6 +7,7 @@ a model of GRPO: the product's backends compute metrics from real rollouts.
 Fault knobs (`fake.fail_at_step`, `fake.nan_at_step`, `fake.hang_at_step`, `fake.sleep_s`) let tests
 exercise error, NaN and timeout paths.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,14 +77,21 @@ class FakeTrainer:
         health = min(1.0, max(0.0, (7.5 - e) / 2.5)) * (1.0 - 0.05 * abs(e - 4.5))
         score = (0.1 + 0.5 * (1 - math.exp(-t / 6))) * health + self.rng.gauss(0, 0.01)
         out = {k: 0.0 for k in M.ALL_KEYS}
-        out.update({
-            M.ENTROPY: e, M.SCORE_MEAN: score, M.SCORE_MAX: 1.0, M.SCORE_MIN: 0.0,
-            M.RESP_LEN_POS: 70.0 - 15.0 * max(0.0, e - 5.0),
-            M.RESP_LEN_MEAN: 60.0, M.RESP_LEN_NEG: 55.0,
-            M.LOGICAL_CONNECTIVES: max(0.0, 0.12 - 0.03 * max(0.0, e - 5.0)),
-            M.KL_LOSS: alg.kl_loss_coef * t, M.LR: self.config.actor.lr,
-            M.STEP: float(t),
-        })
+        out.update(
+            {
+                M.ENTROPY: e,
+                M.SCORE_MEAN: score,
+                M.SCORE_MAX: 1.0,
+                M.SCORE_MIN: 0.0,
+                M.RESP_LEN_POS: 70.0 - 15.0 * max(0.0, e - 5.0),
+                M.RESP_LEN_MEAN: 60.0,
+                M.RESP_LEN_NEG: 55.0,
+                M.LOGICAL_CONNECTIVES: max(0.0, 0.12 - 0.03 * max(0.0, e - 5.0)),
+                M.KL_LOSS: alg.kl_loss_coef * t,
+                M.LR: self.config.actor.lr,
+                M.STEP: float(t),
+            }
+        )
         if fake.nan_at_step is not None and t >= fake.nan_at_step:
             out = {k: (math.nan if k != M.STEP else v) for k, v in out.items()}
         return out

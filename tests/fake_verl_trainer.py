@@ -16,6 +16,7 @@ Arguments it reads (all optional): the verl keys `actor_rollout_ref.actor.entrop
 `step_s` (seconds per step), `noise` (interleave log noise, Ray prefixes, split lines),
 `seed`, `record` (write argv and secret presence to <output dir>/fake_record.json).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ import sys
 import time
 
 V, ANSWER, REASON = 2048, 8, 120  # tokens 0..7 answer, 8..127 reasoning, rest gibberish
-ETA, ENTROPY_SCALE = 0.3, 60.0     # logit step size; per-token entropy summed over a response
+ETA, ENTROPY_SCALE = 0.3, 60.0  # logit step size; per-token entropy summed over a response
 
 
 def parse_args(argv: list[str]) -> dict[str, str]:
@@ -72,17 +73,20 @@ class Policy:
             grad[i] += self.beta * -q * (math.log(q) + ent)
             grad[i] -= self.kl_coef * q * (math.log(q / self.ref[i]) - kl)
         self.z = [z + ETA * g * V / 16 for z, g in zip(self.z, grad)]
-        reason = sum(p[ANSWER:ANSWER + REASON])
+        reason = sum(p[ANSWER : ANSWER + REASON])
         return {
-            "actor/entropy": ent, "actor/kl_loss": kl, "actor/pg_loss": -mean_r,
-            "critic/score/mean": mean_r, "critic/score/max": max(rewards),
+            "actor/entropy": ent,
+            "actor/kl_loss": kl,
+            "actor/pg_loss": -mean_r,
+            "critic/score/mean": mean_r,
+            "critic/score/max": max(rewards),
             "critic/score/min": min(rewards),
             "response_length/pos/mean": 12.0 + 400.0 * reason,
             "response_length/mean": 12.0 + 300.0 * reason,
             "token/logical_connectives": 0.25 * reason,
-            "batch/solve_none": float(sum(1 for i in range(0, 256, 16)
-                                          if not any(rewards[i:i + 16]))),
-            "timing_s/update_actor": 0.01, "fake/only_here": 1.0,
+            "batch/solve_none": float(sum(1 for i in range(0, 256, 16) if not any(rewards[i : i + 16]))),
+            "timing_s/update_actor": 0.01,
+            "fake/only_here": 1.0,
         }
 
 
@@ -91,17 +95,18 @@ def console_line(step: int, metrics: dict[str, float]) -> str:
 
 
 def spawn_children(count: int) -> None:
-    code = {0: "import time; time.sleep(600)",
-            1: "import os, time; os.setpgrp(); time.sleep(600)",
-            2: "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"}
+    code = {
+        0: "import time; time.sleep(600)",
+        1: "import os, time; os.setpgrp(); time.sleep(600)",
+        2: "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
+    }
     for i in range(count):
         subprocess.Popen([sys.executable, "-c", code[i % 3]])
 
 
 def emit(text: str, noise: bool, rng: random.Random) -> None:
     if noise:
-        print(f"(WorkerDict pid={os.getpid()}) INFO loading shard {rng.randint(0, 9)} step:x",
-              flush=True)
+        print(f"(WorkerDict pid={os.getpid()}) INFO loading shard {rng.randint(0, 9)} step:x", flush=True)
         text = f"\x1b[36m(TaskRunner pid={os.getpid()})\x1b[0m {text}"
         cut = len(text) // 2  # a line written in two pieces
         sys.stdout.write(text[:cut])
@@ -121,14 +126,23 @@ def main(argv: list[str]) -> int:
     out_dir = a.get("trainer.default_local_dir", ".")
     os.makedirs(out_dir, exist_ok=True)
     rng = random.Random(int(a.get("fake.seed", 0)))
-    policy = Policy(int(a.get("fake.seed", 0)),
-                    float(a.get("actor_rollout_ref.actor.entropy_coeff", 0.001)),
-                    float(a.get("actor_rollout_ref.actor.kl_loss_coef", 0.001)))
+    policy = Policy(
+        int(a.get("fake.seed", 0)),
+        float(a.get("actor_rollout_ref.actor.entropy_coeff", 0.001)),
+        float(a.get("actor_rollout_ref.actor.kl_loss_coef", 0.001)),
+    )
     if a.get("fake.record"):
         with open(os.path.join(out_dir, "fake_record.json"), "w") as f:
-            json.dump({"argv": argv, "pid": os.getpid(), "sid": os.getsid(0),
-                       "has_wandb_key": bool(os.environ.get("WANDB_API_KEY")),
-                       "ray_address": os.environ.get("RAY_ADDRESS")}, f)
+            json.dump(
+                {
+                    "argv": argv,
+                    "pid": os.getpid(),
+                    "sid": os.getsid(0),
+                    "has_wandb_key": bool(os.environ.get("WANDB_API_KEY")),
+                    "ray_address": os.environ.get("RAY_ADDRESS"),
+                },
+                f,
+            )
     spawn_children(int(a.get("fake.children", 0)))
     start = 0
     ckpt = os.path.join(out_dir, "latest_step.txt")
@@ -145,8 +159,11 @@ def main(argv: list[str]) -> int:
             print("waiting for rollout workers...", flush=True)
             time.sleep(3600)
         if step == int(a.get("fake.crash_at", -1)):
-            print("Traceback (most recent call last):\n  File \"main_ppo.py\", line 1\n"
-                  "torch.OutOfMemoryError: CUDA out of memory (fake)", flush=True)
+            print(
+                'Traceback (most recent call last):\n  File "main_ppo.py", line 1\n'
+                "torch.OutOfMemoryError: CUDA out of memory (fake)",
+                flush=True,
+            )
             return 3
         metrics = policy.step()
         if fmt in ("console", "both"):

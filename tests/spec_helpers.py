@@ -1,4 +1,5 @@
 """A valid base spec with known line numbers, and helpers to break one line of it."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """trainable.algos against straightforward hand computations (plain python loops)."""
+
 from __future__ import annotations
 
 import math
@@ -17,6 +18,7 @@ def _rows(t):
 
 
 # ------------------------------------------------------------------ hand versions
+
 
 def hand_grpo(scores, groups, eps=1e-6, norm=True):
     out = []
@@ -83,6 +85,7 @@ ADV = torch.tensor([[0.7, 0.7, 0.7, 0.7], [-1.3, -1.3, -1.3, -1.3], [0.0, 0.0, 0
 
 # ------------------------------------------------------------------ advantages
 
+
 @pytest.mark.parametrize("norm", [True, False])
 def test_grpo_matches_hand(norm):
     scores = [1.0, 0.0, 1.0, 0.5, 0.5, 2.0, 0.0, 3.0]
@@ -111,6 +114,7 @@ def test_token_advantages_broadcast():
 
 # ------------------------------------------------------------------ aggregation
 
+
 @pytest.mark.parametrize("mode", list(algos.AGG_MODES))
 def test_agg_matches_hand(mode):
     vals = torch.tensor([[1.0, 2, 3, 100], [4, 5, 6, 7], [0.5, 0.5, 0.5, 0.5]])
@@ -135,11 +139,14 @@ def test_agg_all_masked_is_zero_not_nan(mode):
 
 
 def test_agg_unknown_mode_names_it():
-    with pytest.raises(ValueError, match="unknown loss_agg_mode mode='token-sum'; expected one of token-mean"):
+    with pytest.raises(
+        ValueError, match="unknown loss_agg_mode mode='token-sum'; expected one of token-mean"
+    ):
         algos.agg_loss(torch.ones(1, 1), torch.ones(1, 1), "token-sum")
 
 
 # ------------------------------------------------------------------ policy loss
+
 
 def _hand_policy(lp, olp, adv, mask, cl, ch, c, mode):
     toks, clip, lower, kl = [], [], [], []
@@ -174,11 +181,13 @@ def test_dual_clip_branch_and_extreme_ratios():
     adv = torch.tensor([[-2.0, 2.0, -2.0]])
     mask = torch.ones(1, 3)
     loss, m = algos.policy_loss(lp, olp, adv, mask, clip_ratio_c=3.0)
-    tok = [hand_ppo_token(lp[0, j].item(), olp[0, j].item(), adv[0, j].item(), 0.2, 0.2, 3.0)[0]
-           for j in range(3)]
-    assert tok[0] == pytest.approx(6.0)                  # dual clip: −(−2)·3
-    assert tok[1] == pytest.approx(-2.0 * 1.2)            # positive A: clipped at 1+ε
-    assert tok[2] == pytest.approx(2.0 * 0.8)             # tiny ratio, negative A: 1−ε
+    tok = [
+        hand_ppo_token(lp[0, j].item(), olp[0, j].item(), adv[0, j].item(), 0.2, 0.2, 3.0)[0]
+        for j in range(3)
+    ]
+    assert tok[0] == pytest.approx(6.0)  # dual clip: −(−2)·3
+    assert tok[1] == pytest.approx(-2.0 * 1.2)  # positive A: clipped at 1+ε
+    assert tok[2] == pytest.approx(2.0 * 0.8)  # tiny ratio, negative A: 1−ε
     assert loss.item() == pytest.approx(sum(tok) / 3)
     assert m[M.PG_CLIPFRAC_LOWER] == pytest.approx(1 / 3)
     assert m[M.PPO_KL] == pytest.approx((-20 - 20 + 20) / 3)  # clamped log-ratios
@@ -186,7 +195,7 @@ def test_dual_clip_branch_and_extreme_ratios():
 
 
 def test_policy_loss_gradient_zero_where_clipped():
-    lp = torch.tensor([[0.0, 0.5]], requires_grad=True)   # ratio 1 and e^0.5 > 1.2
+    lp = torch.tensor([[0.0, 0.5]], requires_grad=True)  # ratio 1 and e^0.5 > 1.2
     loss, _ = algos.policy_loss(lp, torch.zeros(1, 2), torch.ones(1, 2), torch.ones(1, 2))
     loss.backward()
     assert lp.grad[0, 0].item() == pytest.approx(-0.5) and lp.grad[0, 1].item() == 0.0
@@ -203,6 +212,7 @@ def test_policy_loss_rejects_c_le_1():
 
 
 # ------------------------------------------------------------------ KL, entropy
+
 
 @pytest.mark.parametrize("kind", list(algos.KL_PENALTIES))
 def test_kl_matches_hand(kind):
@@ -241,11 +251,21 @@ def test_token_log_probs():
 
 # ------------------------------------------------------------------ actor loss + contract
 
+
 def test_actor_loss_combines_terms():
     ent = torch.rand(3, 4) + 1
     ref = OLP - 0.3
-    loss, m = algos.actor_loss(LP, OLP, ADV, MASK, entropy=ent, ref_log_prob=ref,
-                               entropy_coeff=0.01, kl_loss_coef=0.1, kl_loss_type="low_var_kl")
+    loss, m = algos.actor_loss(
+        LP,
+        OLP,
+        ADV,
+        MASK,
+        entropy=ent,
+        ref_log_prob=ref,
+        entropy_coeff=0.01,
+        kl_loss_coef=0.1,
+        kl_loss_type="low_var_kl",
+    )
     pg, _ = algos.policy_loss(LP, OLP, ADV, MASK)
     e = hand_agg(_rows(ent), _rows(MASK), "token-mean")
     kl_rows = [[hand_kl(a, b, "low_var_kl") for a, b in zip(r1, r2)] for r1, r2 in zip(_rows(LP), _rows(ref))]
@@ -258,8 +278,12 @@ def test_actor_loss_combines_terms():
 
 def test_every_registered_name_runs():
     regs = algos.registries()
-    assert set(regs["loss_agg_mode"]) >= {"token-mean", "seq-mean-token-sum", "seq-mean-token-mean",
-                                          "seq-mean-token-sum-norm"}
+    assert set(regs["loss_agg_mode"]) >= {
+        "token-mean",
+        "seq-mean-token-sum",
+        "seq-mean-token-mean",
+        "seq-mean-token-sum-norm",
+    }
     assert set(regs["kl_loss_type"]) >= {"kl", "abs", "mse", "low_var_kl"}
     scores, groups = torch.tensor([1.0, 0.0, 1.0, 1.0]), [0, 0, 1, 1]
     for name, fn in regs["adv_estimator"].items():
@@ -269,18 +293,33 @@ def test_every_registered_name_runs():
         for agg in regs["loss_agg_mode"]:
             for kl in regs["kl_loss_type"]:
                 lp = LP.clone().requires_grad_(True)
-                loss, m = algos.actor_loss(lp, OLP, ADV, MASK, entropy=torch.ones(3, 4), ref_log_prob=OLP,
-                                           entropy_coeff=0.01, kl_loss_coef=0.01, kl_loss_type=kl,
-                                           agg=agg, policy=pol)
+                loss, m = algos.actor_loss(
+                    lp,
+                    OLP,
+                    ADV,
+                    MASK,
+                    entropy=torch.ones(3, 4),
+                    ref_log_prob=OLP,
+                    entropy_coeff=0.01,
+                    kl_loss_coef=0.01,
+                    kl_loss_type=kl,
+                    agg=agg,
+                    policy=pol,
+                )
                 loss.backward()
                 assert math.isfinite(loss.item()) and torch.isfinite(lp.grad).all(), (pol, agg, kl)
                 assert all(math.isfinite(v) for v in m.values())
 
 
 def test_config_literals_are_registered():
-    from trainable.config import AlgorithmConfig
     import typing
-    for field, reg in [("kl_loss_type", algos.KL_PENALTIES), ("loss_agg_mode", algos.AGG_MODES),
-                       ("adv_estimator", algos.ADV_ESTIMATORS)]:
+
+    from trainable.config import AlgorithmConfig
+
+    for field, reg in [
+        ("kl_loss_type", algos.KL_PENALTIES),
+        ("loss_agg_mode", algos.AGG_MODES),
+        ("adv_estimator", algos.ADV_ESTIMATORS),
+    ]:
         names = typing.get_args(AlgorithmConfig.model_fields[field].annotation)
         assert set(names) <= set(reg), field

@@ -1,12 +1,13 @@
 """analyze: per-trial rows from a results directory; trends and checkpoints."""
+
 import json
 
 import pytest
 from typer.testing import CliRunner
 
-from archer_sweep.analysis import checkpoints, compute, load_sweep, summarize, trend
-from archer_sweep.cli import app
-from archer_sweep.history import load_history, read_verdicts
+from archer_sweep.cli.app import app
+from archer_sweep.results.analysis import checkpoints, compute, load_sweep, summarize, trend
+from archer_sweep.results.history import load_history, read_verdicts
 from tests.sweep_data import fake_sweep, handmade_sweep
 from trainable import metrics as M
 
@@ -15,14 +16,17 @@ def _cli(*args):
     return CliRunner().invoke(app, list(map(str, args)))
 
 
-@pytest.mark.parametrize("values,word", [
-    ([5.93, 7.35, 7.17, 8.01], "rising"),          # the seed's V1 entropy
-    ([0.154, 0.040, 0.022, 0.015], "collapsed"),   # the seed's V1 logical_connectives
-    ([192, 14, 16, 22], "collapsed"),              # the seed's V1 pos resp len
-    ([0.5, 0.4, 0.3], "falling"),
-    ([4.0, 4.1, 3.95, 4.02], "stable"),
-    ([], "no data"),
-])
+@pytest.mark.parametrize(
+    "values,word",
+    [
+        ([5.93, 7.35, 7.17, 8.01], "rising"),  # the seed's V1 entropy
+        ([0.154, 0.040, 0.022, 0.015], "collapsed"),  # the seed's V1 logical_connectives
+        ([192, 14, 16, 22], "collapsed"),  # the seed's V1 pos resp len
+        ([0.5, 0.4, 0.3], "falling"),
+        ([4.0, 4.1, 3.95, 4.02], "stable"),
+        ([], "no data"),
+    ],
+)
 def test_trend_words(values, word):
     assert trend(values) == word
 
@@ -51,9 +55,15 @@ def test_analyze_cli_table_and_json(tmp_path):
     d = handmade_sweep(tmp_path)
     res = _cli("analyze", d)
     assert res.exit_code == 0, res.output
-    assert "| t_high | 0.03 | 0.01 | stopped | stopped:entropy_high | entropy_high @ 3 = 7 | 3 |" in res.output
+    assert (
+        "| t_high | 0.03 | 0.01 | stopped | stopped:entropy_high | entropy_high @ 3 = 7 | 3 |" in res.output
+    )
     out = json.loads(_cli("analyze", d, "--json").output)
-    assert [t["verdict"] for t in out["trials"]] == ["unhealthy:entropy_band", "stopped:entropy_high", "healthy"]  # by trial dir
+    assert [t["verdict"] for t in out["trials"]] == [
+        "unhealthy:entropy_band",
+        "stopped:entropy_high",
+        "healthy",
+    ]  # by trial dir
 
 
 def test_analyze_input_errors_exit_2(tmp_path):
@@ -69,7 +79,9 @@ def test_analyze_a_sweep_the_engine_ran():
     d = fake_sweep()
     verdicts = read_verdicts(d)
     out = json.loads(_cli("analyze", d, "--json").output)
-    assert {t["run_id"]: t["verdict"] for t in out["trials"]} == {k: v["verdict"] for k, v in verdicts.items()}
+    assert {t["run_id"]: t["verdict"] for t in out["trials"]} == {
+        k: v["verdict"] for k, v in verdicts.items()
+    }
     for t in out["trials"]:
         v = verdicts[t["run_id"]]
         if v["verdict"].startswith("stopped"):
@@ -82,17 +94,19 @@ def test_analyze_a_sweep_the_engine_ran():
 def test_stop_savings_count_unrun_steps_at_each_trials_own_step_time():
     from pathlib import Path
 
-    from archer_sweep.analysis import Sweep, stop_savings
-    from archer_sweep.history import Run
+    from archer_sweep.results.analysis import Sweep, stop_savings
+    from archer_sweep.results.history import Run
 
     def run(rid, verdict, n, secs):
         steps = [{M.STEP: s, M.TIME_STEP: t} for s, t in zip(range(1, n + 1), secs)]
         return Run(rid, {}, steps, {"verdict": verdict})
 
-    runs = [run("a", "stopped:entropy_high", 4, [2.0] * 4),  # 6 steps left at 2 s
-            run("b", "healthy", 10, [9.0] * 10),
-            run("c", "stopped:timeout", 2, [30.0, float("nan")]),  # 8 left at 30 s
-            run("d", "unhealthy:score_good", 10, [1.0] * 10)]
+    runs = [
+        run("a", "stopped:entropy_high", 4, [2.0] * 4),  # 6 steps left at 2 s
+        run("b", "healthy", 10, [9.0] * 10),
+        run("c", "stopped:timeout", 2, [30.0, float("nan")]),  # 8 left at 30 s
+        run("d", "unhealthy:score_good", 10, [1.0] * 10),
+    ]
     sweep = Sweep(Path("."), "s", None, runs)
     assert stop_savings(sweep, budget=10) == (2, 14, 6 * 2.0 + 8 * 30.0)
     assert stop_savings(sweep) == (2, 14, 252.0)  # budget: the longest trial

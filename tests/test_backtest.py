@@ -1,15 +1,15 @@
 """Backtest: each policy on hand-made histories with known answers, and the seed's V1."""
+
 import json
-import math
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from archer_sweep.backtest import Settings, backtest, replay_asha, replay_median
-from archer_sweep.cli import app
+from archer_sweep.cli.app import app
 from archer_sweep.criteria import Rule
-from archer_sweep.history import Run
+from archer_sweep.planning.backtest import Settings, backtest, replay_asha, replay_median
+from archer_sweep.results.history import Run
 from trainable import metrics as M
 
 DATA = Path(__file__).parent / "data"
@@ -58,8 +58,10 @@ def test_regret_counts_a_late_bloomer_lost_by_asha():
 
 
 def test_criteria_policy_uses_the_rules_and_loses_healthy_runs_only_when_they_fire():
-    rules = [Rule("entropy_high", M.ENTROPY, "bad", op=">", value=7, after_step=1),
-             Rule("score_ok", M.SCORE_MEAN, "good", op=">", value=0.2)]
+    rules = [
+        Rule("entropy_high", M.ENTROPY, "bad", op=">", value=7, after_step=1),
+        Rule("score_ok", M.SCORE_MEAN, "good", op=">", value=0.2),
+    ]
     bad = Run("bad", {}, [{M.STEP: s, M.ENTROPY: e, M.SCORE_MEAN: 0.9} for s, e in [(1, 5), (2, 8), (3, 8)]])
     good = Run("good", {}, [{M.STEP: s, M.ENTROPY: 5, M.SCORE_MEAN: 0.5} for s in (1, 2, 3)])
     bt = backtest([bad, good], rules, Settings(metric=M.SCORE_MEAN))
@@ -90,7 +92,7 @@ def test_seed_v1_is_stopped_by_the_entropy_rule_at_step_61(spec):
         pytest.skip(f"{spec} not written yet")
     res = _cli("backtest", DATA / "seed_v1.jsonl", "--spec", spec, "--json")
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output[res.output.index("{"):])
+    out = json.loads(res.output[res.output.index("{") :])
     (run,) = out["runs"]
     assert run["criteria"]["stop_step"] == 61 and run["criteria"]["verdict"].startswith("stopped:entropy")
     crit = next(p for p in out["policies"] if p["policy"] == "criteria")
@@ -112,16 +114,18 @@ def test_cli_input_errors_exit_2_with_one_line(tmp_path):
 
 def test_backtest_reads_a_results_dir(tmp_path):
     from tests.sweep_data import handmade_sweep
+
     d = handmade_sweep(tmp_path)
     res = _cli("backtest", d, "--spec", d / "spec.yaml", "--json")
     assert res.exit_code == 0, res.output
-    runs = {r["run"]: r for r in json.loads(res.output[res.output.index("{"):])["runs"]}
+    runs = {r["run"]: r for r in json.loads(res.output[res.output.index("{") :])["runs"]}
     assert runs["t_high"]["criteria"] == {"verdict": "stopped:entropy_high", "stop_step": 3, "steps_used": 3}
     assert runs["t_ok"]["criteria"]["stop_step"] is None
 
 
 class _Trial:
     """What Ray's schedulers read from a trial in these calls: an id (and hashability)."""
+
     def __init__(self, tid):
         self.trial_id = tid
         self.status = "RUNNING"
@@ -138,8 +142,9 @@ def _ray_reference(runs, scheduler):
     for t in trials:
         scheduler.on_trial_add(_Controller(), t)
     stops, ended = {}, set()
-    events = sorted(((int(s[M.STEP]), i, s) for i, r in enumerate(runs) for s in r.steps),
-                    key=lambda e: (e[0], e[1]))
+    events = sorted(
+        ((int(s[M.STEP]), i, s) for i, r in enumerate(runs) for s in r.steps), key=lambda e: (e[0], e[1])
+    )
     for step, i, rep in events:
         if i in ended:
             continue
@@ -156,7 +161,9 @@ def _ray_reference(runs, scheduler):
 @pytest.mark.parametrize("seed", range(6))
 def test_replays_agree_with_rays_own_schedulers(seed):
     import random
+
     from ray.tune.schedulers import AsyncHyperBandScheduler, MedianStoppingRule
+
     rng = random.Random(seed)
     runs = []
     for k in range(7):
@@ -164,11 +171,13 @@ def test_replays_agree_with_rays_own_schedulers(seed):
         runs.append(_run(f"r{k}", [level + rng.gauss(0, 0.2) for _ in range(n)]))
     st = Settings(metric=M.SCORE_MEAN, grace_period=2, reduction_factor=2, min_samples_required=3)
     max_t = max(r.last_step for r in runs)
-    asha = AsyncHyperBandScheduler(time_attr="step", metric=M.SCORE_MEAN, mode="max", max_t=max_t,
-                                   grace_period=2, reduction_factor=2)
+    asha = AsyncHyperBandScheduler(
+        time_attr="step", metric=M.SCORE_MEAN, mode="max", max_t=max_t, grace_period=2, reduction_factor=2
+    )
     mine = {k: v for k, v in _stops(replay_asha(runs, [], st)).items() if v is not None}
     assert mine == _ray_reference(runs, asha)
-    median = MedianStoppingRule(time_attr="step", metric=M.SCORE_MEAN, mode="max", grace_period=2,
-                                min_samples_required=3)
+    median = MedianStoppingRule(
+        time_attr="step", metric=M.SCORE_MEAN, mode="max", grace_period=2, min_samples_required=3
+    )
     mine = {k: v for k, v in _stops(replay_median(runs, [], st)).items() if v is not None}
     assert mine == _ray_reference(runs, median)

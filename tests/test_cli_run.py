@@ -1,4 +1,5 @@
 """`archer-sweep run` / `resume` as a user runs them: a subprocess, Ctrl-C, resume."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ import optuna
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "from archer_sweep.cli import main; main()"]
+CLI = [sys.executable, "-c", "from archer_sweep.cli.app import main; main()"]
 
 SPEC = """\
 name: {name}
@@ -47,8 +48,7 @@ def write_spec(tmp_path: Path, name: str = "cli") -> Path:
 
 
 def cli(*args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=240, **kw)
+    return subprocess.run([*CLI, *args], cwd=REPO, capture_output=True, text=True, timeout=240, **kw)
 
 
 def verdict_rows(sweep_dir: Path) -> list[dict]:
@@ -60,8 +60,14 @@ def verdict_rows(sweep_dir: Path) -> list[dict]:
 def test_ctrl_c_then_resume_finishes_without_rerunning_finished_trials(tmp_path):
     spec = write_spec(tmp_path)
     sweep_dir = tmp_path / "results" / "cli"
-    proc = subprocess.Popen([*CLI, "run", str(spec)], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [*CLI, "run", str(spec)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 180
         while not verdict_rows(sweep_dir) and time.time() < deadline and proc.poll() is None:
@@ -76,22 +82,20 @@ def test_ctrl_c_then_resume_finishes_without_rerunning_finished_trials(tmp_path)
     assert f"interrupted; continue with: archer-sweep resume {sweep_dir}" in err
     before = verdict_rows(sweep_dir)
     assert 1 <= len(before) < 4
-    finished = {r["trial_id"]: (sweep_dir / r["trial_id"] / "result.json").read_text()
-                for r in before}
+    finished = {r["trial_id"]: (sweep_dir / r["trial_id"] / "result.json").read_text() for r in before}
 
     resumed = cli("resume", str(sweep_dir))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     rows = verdict_rows(sweep_dir)
     assert len(rows) == 4 and len({r["trial_id"] for r in rows}) == 4
-    assert rows[:len(before)] == before  # kept, not rewritten
+    assert rows[: len(before)] == before  # kept, not rewritten
     for tid, text in finished.items():  # finished trials did not run again
         assert (sweep_dir / tid / "result.json").read_text() == text
     assert "Best healthy trial: " in resumed.stdout
     study = optuna.load_study(study_name="cli", storage=f"sqlite:///{sweep_dir}/study.db")
     states = [t.state.name for t in study.trials]
     assert "RUNNING" not in states and "WAITING" not in states
-    ray_ids = [t.user_attrs.get("ray_trial_id") for t in study.trials
-               if t.state.name != "FAIL"]
+    ray_ids = [t.user_attrs.get("ray_trial_id") for t in study.trials if t.state.name != "FAIL"]
     assert sorted(ray_ids) == sorted(r["trial_id"] for r in rows)  # one Optuna trial each
 
 
@@ -100,7 +104,8 @@ def test_resume_of_a_directory_that_is_no_sweep_exits_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"error: {tmp_path}: not an archer-sweep results directory "
-        f"(expected tuner.pkl and spec.yaml from `archer-sweep run`)")
+        f"(expected tuner.pkl and spec.yaml from `archer-sweep run`)"
+    )
 
 
 def test_run_on_an_existing_sweep_exits_2_and_names_resume(tmp_path):
@@ -112,7 +117,8 @@ def test_run_on_an_existing_sweep_exits_2_and_names_resume(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"error: {sweep_dir} already holds a sweep (verdicts.jsonl); continue it with "
-        f"`archer-sweep resume {sweep_dir}` or choose another --name")
+        f"`archer-sweep resume {sweep_dir}` or choose another --name"
+    )
 
 
 @pytest.mark.slow
@@ -121,10 +127,20 @@ def test_a_sweep_leaves_no_temp_dirs_of_its_workers(tmp_path):
     # Ray kills its workers, so without a scratch TMPDIR they would pile up in /tmp.
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    env = {**os.environ, "TMPDIR": str(tmp),
-           "RAY_TMPDIR": tempfile.gettempdir()}  # Ray's sockets: keep their paths short
-    result = cli("run", str(write_spec(tmp_path, "clean")), "--set", "search.num_samples=2",
-                 "--set", "tracking.wandb.mode=offline", env=env)
+    env = {
+        **os.environ,
+        "TMPDIR": str(tmp),
+        "RAY_TMPDIR": tempfile.gettempdir(),
+    }  # Ray's sockets: keep their paths short
+    result = cli(
+        "run",
+        str(write_spec(tmp_path, "clean")),
+        "--set",
+        "search.num_samples=2",
+        "--set",
+        "tracking.wandb.mode=offline",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     sweep_dir = tmp_path / "results" / "clean"
     assert len(list(sweep_dir.glob("*/wandb/offline-run-*"))) == 2  # the workers did use wandb
@@ -132,11 +148,12 @@ def test_a_sweep_leaves_no_temp_dirs_of_its_workers(tmp_path):
 
 
 def test_scratch_dirs_of_dead_drivers_are_removed_and_live_ones_kept(tmp_path, monkeypatch):
-    from archer_sweep import runner
+    from archer_sweep.engine import runner
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     stale = tmp_path / f"archer-sweep-workers-{dead}-abc"
     live = tmp_path / f"archer-sweep-workers-{os.getpid()}-def"
     other = tmp_path / "archer-sweep-workers-notapid"

@@ -1,5 +1,6 @@
 """The `command` backend run on tests/fake_verl_trainer.py: config errors, argv, metrics,
 crash, hang, process cleanup (by session / process group), resume, secrets, Ray Tune."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,14 @@ SECRET = "s3cr3t-wandb-key-do-not-write"
 
 
 def config(**kw) -> dict:
-    base = {"backend": "command", "argv": FAKE, "grace_period_s": 2.0,
-            "overrides": {"fake.step_s": 0.01, "fake.record": True},
-            "algorithm": {"entropy_coeff": 0.001, "kl_loss_coef": 0.01}, "total_steps": 6}
+    base = {
+        "backend": "command",
+        "argv": FAKE,
+        "grace_period_s": 2.0,
+        "overrides": {"fake.step_s": 0.01, "fake.record": True},
+        "algorithm": {"entropy_coeff": 0.001, "kl_loss_coef": 0.01},
+        "total_steps": 6,
+    }
     overrides = {**base["overrides"], **kw.pop("overrides", {})}
     return {**base, **kw, "overrides": overrides}
 
@@ -51,25 +57,38 @@ def assert_session_gone(sid: int, timeout: float = 5.0) -> None:
 
 
 # ---- config: one clear line per mistake ------------------------------------------------
-@pytest.mark.parametrize("change, message", [
-    ({"argv": []}, "argv: needs the trainer's command"),
-    ({"metrics": {"source": "tensorboard"}}, "metrics.source: Input should be 'console' or 'jsonl'"),
-    ({"metrics": "wandb"}, "metrics.source: Input should be 'console' or 'jsonl'"),
-    ({"key_map": {"algorithm.entropy_coef": "actor_rollout_ref.actor.entropy_coeff"}},
-     "key_map.algorithm.entropy_coef: no search key `algorithm.entropy_coef` in the config "
-     "(did you mean `algorithm.entropy_coeff`?)"),
-    ({"overrides": {"trainer.experiment_name": "x"}},
-     "overrides.trainer.experiment_name: is set per trial by archer-sweep"),
-    ({"gpus_per_trial": 4, "overrides": {"trainer.n_gpus_per_node": 8}},
-     "overrides.trainer.n_gpus_per_node: 8 disagrees with gpus_per_trial=4"),
-    ({"overrides": ["trainer.logger"]}, "overrides.0: expected `key=value`"),
-    ({"overrides": {"trainer.logger": ["wandb"]}},
-     "overrides.trainer.logger: ['wandb'] lacks 'console', which metrics.source console reads "
-     "(expected e.g. [wandb, console])"),
-    ({"overrides": ["trainer.logger=['console','wandb']"], "metrics": {"source": "jsonl"}},
-     "overrides.trainer.logger: \"['console','wandb']\" lacks 'file', which metrics.source jsonl"),
-    ({"argvv": ["x"]}, "argvv: unknown key (did you mean `argv`?)"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"argv": []}, "argv: needs the trainer's command"),
+        ({"metrics": {"source": "tensorboard"}}, "metrics.source: Input should be 'console' or 'jsonl'"),
+        ({"metrics": "wandb"}, "metrics.source: Input should be 'console' or 'jsonl'"),
+        (
+            {"key_map": {"algorithm.entropy_coef": "actor_rollout_ref.actor.entropy_coeff"}},
+            "key_map.algorithm.entropy_coef: no search key `algorithm.entropy_coef` in the config "
+            "(did you mean `algorithm.entropy_coeff`?)",
+        ),
+        (
+            {"overrides": {"trainer.experiment_name": "x"}},
+            "overrides.trainer.experiment_name: is set per trial by archer-sweep",
+        ),
+        (
+            {"gpus_per_trial": 4, "overrides": {"trainer.n_gpus_per_node": 8}},
+            "overrides.trainer.n_gpus_per_node: 8 disagrees with gpus_per_trial=4",
+        ),
+        ({"overrides": ["trainer.logger"]}, "overrides.0: expected `key=value`"),
+        (
+            {"overrides": {"trainer.logger": ["wandb"]}},
+            "overrides.trainer.logger: ['wandb'] lacks 'console', which metrics.source console reads "
+            "(expected e.g. [wandb, console])",
+        ),
+        (
+            {"overrides": ["trainer.logger=['console','wandb']"], "metrics": {"source": "jsonl"}},
+            "overrides.trainer.logger: \"['console','wandb']\" lacks 'file', which metrics.source jsonl",
+        ),
+        ({"argvv": ["x"]}, "argvv: unknown key (did you mean `argv`?)"),
+    ],
+)
 def test_bad_config_is_one_clear_line(change, message):
     cfg = config()
     cfg.update(change)
@@ -85,8 +104,7 @@ def test_missing_argv_is_named():
 
 
 def test_reported_metrics_cover_design_keys_and_mapped_names():
-    cfg = validate_config(config(metric_map={"val-core/acc@1": "val/acc"},
-                                 extra_metrics=["fake/only_here"]))
+    cfg = validate_config(config(metric_map={"val-core/acc@1": "val/acc"}, extra_metrics=["fake/only_here"]))
     keys = cfg.reported_metrics()
     assert set(M.ALL_KEYS) <= keys and {"val/acc", "fake/only_here"} <= keys
     assert "val-core/acc@1" not in keys and "made/up" not in keys
@@ -109,12 +127,27 @@ def test_argv_values_parse_back_exactly_with_hydras_own_parser():
     pytest.importorskip("hydra")
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    values = {"s": "a b; rm -rf /", "q": "it's", "p": "Qwen/Qwen3-0.6B-Base", "f": 1e-6,
-              "b": True, "n": None, "l": ["console", "wandb"], "w": "C:\\data dir\\",
-              "num_str": "1e-3", "comma": "a,b", "i": 64, "neg": -0.5, "mode": "token-mean",
-              "path": "/data/x.parquet", "bs": "a\\'b", "inf": float("inf")}
-    cfg = CommandConfig(argv=["x"], params={f"k.{k}": v for k, v in values.items()},
-                        algorithm={"interp": "${oops}"})
+    values = {
+        "s": "a b; rm -rf /",
+        "q": "it's",
+        "p": "Qwen/Qwen3-0.6B-Base",
+        "f": 1e-6,
+        "b": True,
+        "n": None,
+        "l": ["console", "wandb"],
+        "w": "C:\\data dir\\",
+        "num_str": "1e-3",
+        "comma": "a,b",
+        "i": 64,
+        "neg": -0.5,
+        "mode": "token-mean",
+        "path": "/data/x.parquet",
+        "bs": "a\\'b",
+        "inf": float("inf"),
+    }
+    cfg = CommandConfig(
+        argv=["x"], params={f"k.{k}": v for k, v in values.items()}, algorithm={"interp": "${oops}"}
+    )
     argv = build_argv(cfg, "name", "/out")
     parsed = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(argv[1:])}
     assert {k: parsed[f"k.{k}"] for k in values} == values
@@ -122,10 +155,17 @@ def test_argv_values_parse_back_exactly_with_hydras_own_parser():
 
 
 def test_argv_maps_search_keys_and_gives_each_trial_its_own_name():
-    cfg = CommandConfig.model_validate(config(
-        overrides={"trainer.logger": ["console", "wandb"], "+fake.extra": "$(touch /tmp/x)",
-                   "actor_rollout_ref.actor.entropy_coeff": 0.5},
-        params={"data.train_batch_size": 64}, gpus_per_trial=4))
+    cfg = CommandConfig.model_validate(
+        config(
+            overrides={
+                "trainer.logger": ["console", "wandb"],
+                "+fake.extra": "$(touch /tmp/x)",
+                "actor_rollout_ref.actor.entropy_coeff": 0.5,
+            },
+            params={"data.train_batch_size": 64},
+            gpus_per_trial=4,
+        )
+    )
     argv = build_argv(cfg, "sweepA-t1", "/out/sweepA-t1")
     assert argv[:2] == FAKE
     assert "actor_rollout_ref.actor.entropy_coeff=0.001" in argv  # the search value wins
@@ -158,9 +198,9 @@ def test_console_metrics_with_noise_are_parsed_and_mapped(tmp_path):
     assert [m[M.STEP] for m in steps] == [1, 2, 3, 4, 5, 6]
     first = steps[0]
     assert first[M.ENTROPY] == pytest.approx(5.966, abs=1e-9)  # the fake's printed value
-    assert first[M.TIME_UPDATE] == 0.01                         # timing_s/update_actor mapped
-    assert first["fake/only_here"] == 1.0                       # unknown keys pass through
-    assert math.isnan(first[M.THROUGHPUT])                      # not logged: NaN, not made up
+    assert first[M.TIME_UPDATE] == 0.01  # timing_s/update_actor mapped
+    assert first["fake/only_here"] == 1.0  # unknown keys pass through
+    assert math.isnan(first[M.THROUGHPUT])  # not logged: NaN, not made up
     assert set(M.ALL_KEYS) <= set(first)
     rec = record(t)
     assert rec["ray_address"] == "local"
@@ -172,8 +212,12 @@ def test_console_metrics_with_noise_are_parsed_and_mapped(tmp_path):
 
 
 def test_jsonl_source_has_full_precision_and_lookahead_without_total_steps(tmp_path):
-    t = trainer(tmp_path, total_steps=None, metrics={"source": "jsonl"},
-                overrides={"fake.format": "jsonl", "trainer.total_training_steps": 4})
+    t = trainer(
+        tmp_path,
+        total_steps=None,
+        metrics={"source": "jsonl"},
+        overrides={"fake.format": "jsonl", "trainer.total_training_steps": 4},
+    )
     got = run_to_end(t)
     assert [m[M.STEP] for m in got] == [1, 2, 3, 4]
     assert got[0][M.ENTROPY] != round(got[0][M.ENTROPY], 3)  # JSON keeps all digits
@@ -192,8 +236,10 @@ def test_crash_reports_exit_code_and_log_tail(tmp_path):
     msg = str(exc.value)
     assert "Traceback (most recent call last)" in msg  # the log tail
     # The last line (what a verdict keeps) has the exit code and the last log line.
-    assert msg.splitlines()[-1] == ("trainer exited with code 3 after step 2; last log line: "
-                                    "torch.OutOfMemoryError: CUDA out of memory (fake)")
+    assert msg.splitlines()[-1] == (
+        "trainer exited with code 3 after step 2; last log line: "
+        "torch.OutOfMemoryError: CUDA out of memory (fake)"
+    )
 
 
 def test_hang_times_out_and_leaves_no_process(tmp_path):
@@ -211,8 +257,9 @@ def test_hang_times_out_and_leaves_no_process(tmp_path):
 
 
 def test_close_ends_the_whole_session_including_stubborn_children(tmp_path):
-    t = trainer(tmp_path, total_steps=50, grace_period_s=1.0,
-                overrides={"fake.children": 3, "fake.step_s": 0.2})
+    t = trainer(
+        tmp_path, total_steps=50, grace_period_s=1.0, overrides={"fake.children": 3, "fake.step_s": 0.2}
+    )
     t.step()
     rec = record(t)
     time.sleep(0.3)  # let the children start
@@ -284,25 +331,33 @@ def test_tune_stops_bad_and_hung_trials_and_their_processes(tmp_path, ray_local)
     from ray import tune
 
     from archer_sweep.criteria import Rule
-    from archer_sweep.scheduler import CriteriaScheduler
-    from archer_sweep.verdicts import VerdictStore
+    from archer_sweep.engine.scheduler import CriteriaScheduler
+    from archer_sweep.engine.verdicts import VerdictStore
     from trainable.ray_trainable import GRPOTrainable
 
     sweep_dir = tmp_path / "cmdsweep"
     store = VerdictStore(sweep_dir)
     rules = [Rule("entropy_high", M.ENTROPY, "bad", op=">", value=7, after_step=3)]
-    scheduler = CriteriaScheduler(rules, store, objective=M.SCORE_MEAN, param_keys=["params"],
-                                  step_timeout_s=1.5)
-    cfg = config(total_steps=12, overrides={"fake.children": 3, "fake.step_s": 0.1},
-                 grace_period_s=1.0, step_timeout_s=4.0, algorithm={})
+    scheduler = CriteriaScheduler(
+        rules, store, objective=M.SCORE_MEAN, param_keys=["params"], step_timeout_s=1.5
+    )
+    cfg = config(
+        total_steps=12,
+        overrides={"fake.children": 3, "fake.step_s": 0.1},
+        grace_period_s=1.0,
+        step_timeout_s=4.0,
+        algorithm={},
+    )
     coeff = "actor_rollout_ref.actor.entropy_coeff"  # a trainer key given directly (unmapped)
-    cfg["params"] = tune.grid_search([{coeff: 0.03}, {coeff: 0.001},
-                                      {coeff: 0.001, "fake.hang_at": 3}])
+    cfg["params"] = tune.grid_search([{coeff: 0.03}, {coeff: 0.001}, {coeff: 0.001, "fake.hang_at": 3}])
     tuner = tune.Tuner(
-        tune.with_resources(GRPOTrainable, {"cpu": 1}), param_space=cfg,
-        tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=False,
-                                    trial_dirname_creator=lambda t: t.trial_id),
-        run_config=tune.RunConfig(name="cmdsweep", storage_path=str(tmp_path), verbose=0))
+        tune.with_resources(GRPOTrainable, {"cpu": 1}),
+        param_space=cfg,
+        tune_config=tune.TuneConfig(
+            scheduler=scheduler, reuse_actors=False, trial_dirname_creator=lambda t: t.trial_id
+        ),
+        run_config=tune.RunConfig(name="cmdsweep", storage_path=str(tmp_path), verbose=0),
+    )
     start = time.monotonic()
     grid = tuner.fit()
     assert time.monotonic() - start < 120  # the hung trial did not wait for Tune's 600 s kill
@@ -312,17 +367,17 @@ def test_tune_stops_bad_and_hung_trials_and_their_processes(tmp_path, ray_local)
         case = "hung" if "fake.hang_at" in r.config["params"] else r.config["params"][coeff]
         got[case] = (rows[Path(r.path).name], r.metrics)
     assert got[0.03][0]["verdict"] == "stopped:entropy_high" and got[0.03][0]["value"] > 7
-    assert got[0.03][1][M.STEP] < 12                      # stopped early
+    assert got[0.03][1][M.STEP] < 12  # stopped early
     assert got[0.001][0]["verdict"] == "healthy" and got[0.001][1][M.STEP] == 12
     assert got["hung"][0]["verdict"] == "stopped:timeout" and got["hung"][0]["step"] == 3
     records = [json.loads(p.read_text()) for p in sweep_dir.rglob("fake_record.json")]
     assert len(records) == 3
-    for rec in records:                                   # stopped, hung or finished: nothing left
+    for rec in records:  # stopped, hung or finished: nothing left
         assert rec["has_wandb_key"] is True
         assert_session_gone(rec["sid"])
         assert any(a.startswith("trainer.experiment_name=cmdsweep-") for a in rec["argv"])
     names = {a for rec in records for a in rec["argv"] if a.startswith("trainer.experiment_name=")}
-    assert len(names) == 3                                # one W&B run / checkpoint dir per trial
+    assert len(names) == 3  # one W&B run / checkpoint dir per trial
     for path in sweep_dir.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
@@ -333,22 +388,32 @@ ARCHER = ROOT / "sweeps" / "archer2-qwen3-0.6b-math.yaml"
 
 
 def test_archer2_sweep_validates_with_the_seed_settings():
-    from archer_sweep.spec import load_spec
+    from archer_sweep.spec.load import load_spec
 
     spec = load_spec(ARCHER, [])
     cfg = CommandConfig.model_validate(spec.trainable.config)
     argv = build_argv(cfg, "archer2-qwen3-0.6b-math-t1", "/out")
-    for item in ["algorithm.adv_estimator=grpo", "actor_rollout_ref.actor.use_kl_loss=true",
-                 "actor_rollout_ref.actor.kl_loss_type=low_var_kl",
-                 "actor_rollout_ref.actor.entropy_coeff=0.005",
-                 "actor_rollout_ref.actor.kl_loss_coef=0.01", "actor_rollout_ref.actor.clip_ratio_c=3.0",
-                 "actor_rollout_ref.actor.loss_agg_mode=token-mean", "data.train_batch_size=64",
-                 "actor_rollout_ref.rollout.n=16", "actor_rollout_ref.actor.ppo_mini_batch_size=16",
-                 "actor_rollout_ref.actor.ppo_epochs=3", "actor_rollout_ref.actor.optim.lr=1e-06",
-                 "data.max_response_length=4096", "actor_rollout_ref.rollout.temperature=1.0",
-                 "reward_model.reward_manager=wizard", "trainer.n_gpus_per_node=4",
-                 "trainer.logger=[console,wandb]", "actor_rollout_ref.model.path=Qwen/Qwen3-0.6B-Base",
-                 "trainer.total_training_steps=150"]:
+    for item in [
+        "algorithm.adv_estimator=grpo",
+        "actor_rollout_ref.actor.use_kl_loss=true",
+        "actor_rollout_ref.actor.kl_loss_type=low_var_kl",
+        "actor_rollout_ref.actor.entropy_coeff=0.005",
+        "actor_rollout_ref.actor.kl_loss_coef=0.01",
+        "actor_rollout_ref.actor.clip_ratio_c=3.0",
+        "actor_rollout_ref.actor.loss_agg_mode=token-mean",
+        "data.train_batch_size=64",
+        "actor_rollout_ref.rollout.n=16",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=16",
+        "actor_rollout_ref.actor.ppo_epochs=3",
+        "actor_rollout_ref.actor.optim.lr=1e-06",
+        "data.max_response_length=4096",
+        "actor_rollout_ref.rollout.temperature=1.0",
+        "reward_model.reward_manager=wizard",
+        "trainer.n_gpus_per_node=4",
+        "trainer.logger=[console,wandb]",
+        "actor_rollout_ref.model.path=Qwen/Qwen3-0.6B-Base",
+        "trainer.total_training_steps=150",
+    ]:
         assert item in argv, item
     assert argv[:3] == ["python", "-m", "dapo.main_dapo"]
     try:  # every override is valid Hydra syntax (when hydra-core is installed)
@@ -363,18 +428,33 @@ def test_archer2_sweep_validates_with_the_seed_settings():
     assert {r.name for r in spec.criteria} >= {"entropy_high", "guessing", "entropy_band"}
 
 
-@pytest.mark.parametrize("old, new, message", [
-    ("    argv: [python, -m, dapo.main_dapo]\n", "", "trainable.config.argv: needs the trainer's command"),
-    ("metrics: {source: console}", "metrics: {source: tensorboard}",
-     "trainable.config.metrics.source: unknown value 'tensorboard' (expected one of console, jsonl)"),
-    ("    secret_env: [WANDB_API_KEY]\n",
-     "    key_map: {algorithm.entropy_coef: actor_rollout_ref.actor.entropy_coeff}\n",
-     "trainable.config.key_map.algorithm.entropy_coef: no search key `algorithm.entropy_coef`"),
-    ("resources: {cpu: 8, gpu: 4}", "resources: {cpu: 8, gpu: 0}",
-     "resources.gpu: 0 GPUs per trial but trainable.config.gpus_per_trial is 4"),
-])
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        (
+            "    argv: [python, -m, dapo.main_dapo]\n",
+            "",
+            "trainable.config.argv: needs the trainer's command",
+        ),
+        (
+            "metrics: {source: console}",
+            "metrics: {source: tensorboard}",
+            "trainable.config.metrics.source: unknown value 'tensorboard' (expected one of console, jsonl)",
+        ),
+        (
+            "    secret_env: [WANDB_API_KEY]\n",
+            "    key_map: {algorithm.entropy_coef: actor_rollout_ref.actor.entropy_coeff}\n",
+            "trainable.config.key_map.algorithm.entropy_coef: no search key `algorithm.entropy_coef`",
+        ),
+        (
+            "resources: {cpu: 8, gpu: 4}",
+            "resources: {cpu: 8, gpu: 0}",
+            "resources.gpu: 0 GPUs per trial but trainable.config.gpus_per_trial is 4",
+        ),
+    ],
+)
 def test_bad_backend_config_fails_validate_with_one_line(tmp_path, old, new, message):
-    from archer_sweep.spec import SpecError, load_spec
+    from archer_sweep.spec.load import SpecError, load_spec
 
     text = ARCHER.read_text()
     assert old in text
@@ -404,11 +484,14 @@ def test_trainer_dies_with_its_owner_even_on_sigkill(tmp_path):
     import signal
     import subprocess
 
-    cfg = json.dumps(config(total_steps=500, grace_period_s=1.0,
-                            overrides={"fake.children": 3, "fake.step_s": 0.1}))
-    owner = subprocess.Popen([sys.executable, "-c", OWNER.format(root=str(ROOT), cfg=cfg,
-                                                               dir=str(tmp_path))],
-                             stdout=subprocess.PIPE, text=True)
+    cfg = json.dumps(
+        config(total_steps=500, grace_period_s=1.0, overrides={"fake.children": 3, "fake.step_s": 0.1})
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER.format(root=str(ROOT), cfg=cfg, dir=str(tmp_path))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         info = json.loads(owner.stdout.readline())
         assert len(live_processes(pgid=info["sid"], sid=info["sid"])) >= 2
@@ -430,19 +513,29 @@ def cli_spec(tmp_path, step_s: float, total: int, num_samples: int = 3) -> Path:
 
     spec = {
         "name": "cmd-e2e",
-        "trainable": {"backend": "command", "config": {
-            "argv": FAKE, "total_steps": total, "grace_period_s": 1.0,
-            "algorithm": {"entropy_coeff": 0.001, "kl_loss_coef": 0.01},
-            "overrides": {"fake.step_s": step_s, "fake.children": 2, "fake.record": True,
-                          "trainer.save_freq": 2}}},
-        "search": {"num_samples": num_samples, "max_concurrent": 2,
-                   "sampler": {"type": "random", "seed": 0},
-                   "space": {"algorithm.entropy_coeff": {"type": "choice",
-                                                         "values": [0.03, 0.001]}},
-                   "points_to_evaluate": [{"algorithm.entropy_coeff": 0.03},
-                                          {"algorithm.entropy_coeff": 0.001}]},
-        "criteria": [{"name": "entropy_high", "metric": M.ENTROPY, "op": ">", "value": 7,
-                      "after_step": 3}],
+        "trainable": {
+            "backend": "command",
+            "config": {
+                "argv": FAKE,
+                "total_steps": total,
+                "grace_period_s": 1.0,
+                "algorithm": {"entropy_coeff": 0.001, "kl_loss_coef": 0.01},
+                "overrides": {
+                    "fake.step_s": step_s,
+                    "fake.children": 2,
+                    "fake.record": True,
+                    "trainer.save_freq": 2,
+                },
+            },
+        },
+        "search": {
+            "num_samples": num_samples,
+            "max_concurrent": 2,
+            "sampler": {"type": "random", "seed": 0},
+            "space": {"algorithm.entropy_coeff": {"type": "choice", "values": [0.03, 0.001]}},
+            "points_to_evaluate": [{"algorithm.entropy_coeff": 0.03}, {"algorithm.entropy_coeff": 0.001}],
+        },
+        "criteria": [{"name": "entropy_high", "metric": M.ENTROPY, "op": ">", "value": 7, "after_step": 3}],
         "resources": {"cpu": 1, "gpu": 0},
         "storage": {"path": str(tmp_path / "results")},
         "tracking": {"wandb": {"mode": "disabled"}},
@@ -458,8 +551,15 @@ def cli(*args, **kw):
     import subprocess
 
     env = {**os.environ, "WANDB_API_KEY": SECRET}
-    return subprocess.Popen([sys.executable, "-m", "archer_sweep.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "archer_sweep.cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 def trainer_records(sweep_dir: Path) -> list[dict]:
@@ -478,7 +578,8 @@ def test_run_sigkill_resume_stops_bad_trial_and_leaves_no_trainer_process(tmp_pa
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not any(
-                "step:2 " in p.read_text(errors="replace") for p in sweep_dir.rglob("trainer.log")):
+            "step:2 " in p.read_text(errors="replace") for p in sweep_dir.rglob("trainer.log")
+        ):
             time.sleep(0.2)
         records = trainer_records(sweep_dir)
         assert records, "no trainer started"
@@ -508,8 +609,11 @@ def test_run_sigkill_resume_stops_bad_trial_and_leaves_no_trainer_process(tmp_pa
 def test_jsonl_records_relogged_after_a_restart_are_reported_once(tmp_path):
     """A resumed trainer appends to the same JSONL file and repeats the steps after its own
     checkpoint: each step is reported once, in order."""
-    kw = dict(total_steps=8, metrics={"source": "jsonl"},
-              overrides={"fake.format": "jsonl", "trainer.save_freq": 3, "fake.step_s": 0.15})
+    kw = dict(
+        total_steps=8,
+        metrics={"source": "jsonl"},
+        overrides={"fake.format": "jsonl", "trainer.save_freq": 3, "fake.step_s": 0.15},
+    )
     t = trainer(tmp_path, **kw)
     first = [t.step() for _ in range(2)]
     log_file = t.output_dir / "metrics.jsonl"

@@ -18,7 +18,12 @@ BAND = Rule("entropy_band", M.ENTROPY, "good", between=(3, 6), at_step=4)
 def test_bad_rule_fires_with_rule_step_value():
     v = evaluate([ENTROPY_HIGH], hist(M.ENTROPY, [5, 6, 7.5, 8]))
     assert (v.verdict, v.rule, v.step, v.metric, v.value) == (
-        "stopped:entropy_high", "entropy_high", 3, M.ENTROPY, 7.5)
+        "stopped:entropy_high",
+        "entropy_high",
+        3,
+        M.ENTROPY,
+        7.5,
+    )
 
 
 def test_after_step_ignores_early_reports():
@@ -89,14 +94,17 @@ def test_every_operator(op):
         assert evaluate([r], [{"step": 1, "m": x}]).stopped == OPS[op](x, 1.0)
 
 
-@pytest.mark.parametrize("kwargs, msg", [
-    (dict(op=">"), "op='>'"),
-    (dict(op=">", value=1, between=(0, 1)), "exactly one"),
-    (dict(between=(2, 1)), "low <= high"),
-    (dict(op="~", value=1), "op='~'"),
-    (dict(op=">", value=1, patience=0), "self.patience=0"),
-    (dict(op=">", value=1, window=0), "self.window=0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, msg",
+    [
+        (dict(op=">"), "op='>'"),
+        (dict(op=">", value=1, between=(0, 1)), "exactly one"),
+        (dict(between=(2, 1)), "low <= high"),
+        (dict(op="~", value=1), "op='~'"),
+        (dict(op=">", value=1, patience=0), "self.patience=0"),
+        (dict(op=">", value=1, window=0), "self.window=0"),
+    ],
+)
 def test_rule_rejects_bad_definitions(kwargs, msg):
     with pytest.raises(ValueError, match="rule 'r'") as e:
         Rule("r", "m", "bad", **kwargs)
@@ -125,7 +133,7 @@ def test_window_on_good_rule_uses_reports_up_to_the_judged_step_and_skips_nan():
     assert evaluate([good], hist(M.SCORE_MEAN, [0.0, 0.3, 0.2, 0.0])).verdict == "healthy"
     v = evaluate([good], hist(M.SCORE_MEAN, [0.9, 0.1, math.nan]))
     assert (v.verdict, v.value) == ("unhealthy:score_good", 0.1)  # NaN skipped, 0.9 outside the window
-    assert "mean of last 2 critic/score/mean > 0.2 (at step 3)" == good.describe()
+    assert good.describe() == "mean of last 2 critic/score/mean > 0.2 (at step 3)"
     last = Rule("len", M.RESP_LEN_POS, "good", op=">", value=50)
     assert last.describe() == "response_length/pos/mean > 50 (at the last step)"
     assert Rule("g", M.RESP_LEN_POS, "bad", op="<", value=20).describe().endswith("(any step)")

@@ -12,9 +12,11 @@ from trainable.tokenizer import get_tokenizer
 
 
 def _cfg(**over):
-    base = {"data": {"train_batch_size": 4, "max_response_length": 8},
-            "actor": {"ppo_mini_batch_size": 2, "ppo_epochs": 2, "lr": 1e-3},
-            "rollout": {"n": 3}}
+    base = {
+        "data": {"train_batch_size": 4, "max_response_length": 8},
+        "actor": {"ppo_mini_batch_size": 2, "ppo_epochs": 2, "lr": 1e-3},
+        "rollout": {"n": 3},
+    }
     for k, v in over.items():
         base.setdefault(k, {}).update(v)
     return GRPOConfig.model_validate(base)
@@ -42,8 +44,9 @@ def _step(cfg, score_fn, seed=0):
     policy, ref = _policy(seed), _policy(seed)
     opt = torch.optim.AdamW(policy.model.parameters(), lr=cfg.actor.lr)
     prompts = [[1, 10, 11], [1, 12, 13], [1, 14, 15], [1, 16, 17]]
-    return grpo.grpo_step(policy, ref, opt, cfg, prompts, [1, 2, 3, 4],
-                          torch.Generator().manual_seed(seed), score_fn), policy
+    return grpo.grpo_step(
+        policy, ref, opt, cfg, prompts, [1, 2, 3, 4], torch.Generator().manual_seed(seed), score_fn
+    ), policy
 
 
 def test_step_reports_every_key_and_moves_the_policy():
@@ -77,11 +80,12 @@ def test_same_seed_same_metrics_different_seed_differs():
 
 def test_entropy_bonus_raises_entropy_kl_pulls_back():
     # Gradient sign check on one update: with only the entropy term the policy's entropy grows.
-    cfg = _cfg(algorithm={"entropy_coeff": 1.0, "kl_loss_coef": 0.0},
-               actor={"ppo_mini_batch_size": 4, "ppo_epochs": 1, "lr": 1e-2})
+    cfg = _cfg(
+        algorithm={"entropy_coeff": 1.0, "kl_loss_coef": 0.0},
+        actor={"ppo_mini_batch_size": 4, "ppo_epochs": 1, "lr": 1e-2},
+    )
     (first, _), policy = _step(cfg, lambda t, a: 0.0)
-    ro = grpo.rollout(policy, [[1, 10, 11]], [0], cfg, torch.Generator().manual_seed(5),
-                      lambda t, a: 0.0)
+    ro = grpo.rollout(policy, [[1, 10, 11]], [0], cfg, torch.Generator().manual_seed(5), lambda t, a: 0.0)
     with torch.no_grad():
         _, ent = policy.logprobs(ro.input_ids, ro.attention_mask, ro.n_prompt)
         _, ent0 = _policy(0).logprobs(ro.input_ids, ro.attention_mask, ro.n_prompt)
@@ -89,8 +93,9 @@ def test_entropy_bonus_raises_entropy_kl_pulls_back():
     assert ent[mask].mean() > ent0[mask].mean()
 
 
-@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean",
-                                 "seq-mean-token-sum-norm"])
+@pytest.mark.parametrize(
+    "agg", ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
+)
 def test_every_loss_agg_mode_runs(agg):
     (out, _), _ = _step(_cfg(algorithm={"loss_agg_mode": agg}), lambda t, a: float("so" in t))
     assert all(math.isfinite(out[k]) for k in (M.PG_LOSS, M.KL_LOSS, M.GRAD_NORM))

@@ -1,4 +1,5 @@
 """The hf backend on CPU: a tiny randomly initialised Qwen3 runs real GRPO steps."""
+
 from __future__ import annotations
 
 import math
@@ -15,9 +16,13 @@ from trainable.trainer import build_trainer, validate_config
 
 torch.set_num_threads(1)
 
-CFG = {"backend": "hf", "data": {"train_batch_size": 4, "max_response_length": 12},
-       "rollout": {"n": 3}, "actor": {"ppo_mini_batch_size": 2, "ppo_epochs": 2, "lr": 1e-3},
-       "trainer": {"total_steps": 3, "seed": 1}}
+CFG = {
+    "backend": "hf",
+    "data": {"train_batch_size": 4, "max_response_length": 12},
+    "rollout": {"n": 3},
+    "actor": {"ppo_mini_batch_size": 2, "ppo_epochs": 2, "lr": 1e-3},
+    "trainer": {"total_steps": 3, "seed": 1},
+}
 TIMING = {M.TIME_GEN, M.TIME_UPDATE, M.TIME_STEP, M.THROUGHPUT}
 
 
@@ -77,9 +82,17 @@ def test_policy_logprobs_match_generate_scores(trainer):
     ids = torch.tensor([[pol.pad_id] * (P - len(p)) + p for p in prompts])
     mask = (torch.arange(P)[None] >= torch.tensor([P - len(p) for p in prompts])[:, None]).long()
     torch.manual_seed(0)
-    gen = GenerationConfig(do_sample=True, temperature=0.7, top_k=0, top_p=1.0, max_new_tokens=6,
-                           eos_token_id=pol.eos_id, pad_token_id=pol.pad_id,
-                           output_logits=True, return_dict_in_generate=True)
+    gen = GenerationConfig(
+        do_sample=True,
+        temperature=0.7,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=6,
+        eos_token_id=pol.eos_id,
+        pad_token_id=pol.pad_id,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
     out = trainer.model.eval().generate(input_ids=ids, attention_mask=mask, generation_config=gen)
     resp = out.sequences[:, P:]
     want = torch.stack([torch.log_softmax(l.float() / 0.7, -1) for l in out.logits], 1)
@@ -93,8 +106,7 @@ def test_policy_logprobs_match_generate_scores(trainer):
 
 def test_generate_is_seeded_by_the_generator(trainer):
     pol = trainer.policy
-    runs = [pol.generate([[1, 17, 205, 8]], 3, 1.0, 8, torch.Generator().manual_seed(5))
-            for _ in range(2)]
+    runs = [pol.generate([[1, 17, 205, 8]], 3, 1.0, 8, torch.Generator().manual_seed(5)) for _ in range(2)]
     assert runs[0] == runs[1] and len(runs[0]) == 3
     assert all(1 <= len(r) <= 8 for r in runs[0])
     other = pol.generate([[1, 17, 205, 8]], 3, 1.0, 8, torch.Generator().manual_seed(6))
@@ -111,9 +123,11 @@ def test_grpo_trainable_through_ray(tmp_path):
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
         cfg = {**CFG, "trainer": {"total_steps": 2, "seed": 0}}
-        tuner = tune.Tuner(GRPOTrainable, param_space=cfg,
-                           run_config=tune.RunConfig(storage_path=str(tmp_path), name="hf",
-                                                     verbose=0))
+        tuner = tune.Tuner(
+            GRPOTrainable,
+            param_space=cfg,
+            run_config=tune.RunConfig(storage_path=str(tmp_path), name="hf", verbose=0),
+        )
         result = tuner.fit()[0]
         assert result.error is None, result.error
         assert result.metrics[M.STEP] == 2 and result.metrics["done"] is True
@@ -124,16 +138,22 @@ def test_grpo_trainable_through_ray(tmp_path):
 
 def test_engines_fall_back_on_cpu_and_refuse_gpu_engines_without_gpu():
     assert hf_engines.pick_engines("auto", "auto", has_gpu=False) == ("hf", "torch")
-    with pytest.raises(ConfigError, match=r"^model.rollout_engine: `vllm` needs a CUDA GPU and none "
-                                          r"is visible \(use `auto` or `hf`\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^model.rollout_engine: `vllm` needs a CUDA GPU and none "
+        r"is visible \(use `auto` or `hf`\)$",
+    ):
         hf_engines.pick_engines("vllm", "auto", has_gpu=False)
     with pytest.raises(ConfigError, match=r"^model.update_engine: `deepspeed` needs a CUDA GPU"):
         hf_engines.pick_engines("hf", "deepspeed", has_gpu=False)
 
 
 def test_missing_gpu_package_gives_install_hint():
-    with pytest.raises(ImportError, match=r"needs `no_such_engine_pkg`.*install it with: "
-                                          r"pip install 'archer-sweep\[gpu\]'"):
+    with pytest.raises(
+        ImportError,
+        match=r"needs `no_such_engine_pkg`.*install it with: "
+        r"pip install 'archer-sweep\[gpu\]'",
+    ):
         hf_engines.require("no_such_engine_pkg")
 
 
@@ -142,10 +162,15 @@ def test_bad_model_settings_name_their_key(tmp_path):
         build_trainer({"backend": "hf", "model": {"path": str(tmp_path / "nope")}})
     with pytest.raises(ConfigError, match=r"^model.config: not a valid Qwen3 config: .*num_hidden_layers"):
         build_trainer({"backend": "hf", "model": {"config": {"num_hidden_layers": "two"}}})
-    with pytest.raises(ConfigError, match=r"^model.config.hiden_size: not a Qwen3 config field "
-                                          r"\(did you mean `hidden_size`\?\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^model.config.hiden_size: not a Qwen3 config field "
+        r"\(did you mean `hidden_size`\?\)$",
+    ):
         build_trainer({"backend": "hf", "model": {"config": {"hiden_size": 32}}})
-    with pytest.raises(ConfigError, match=r"^data.max_prompt_length: the task's prompts have up to 7 tokens \(got 4\)$"):
+    with pytest.raises(
+        ConfigError, match=r"^data.max_prompt_length: the task's prompts have up to 7 tokens \(got 4\)$"
+    ):
         build_trainer({"backend": "hf", "data": {"max_prompt_length": 4}})
     with pytest.raises(ConfigError, match=r"^model.prompt_template: must contain \{prompt\}"):
         validate_config({"backend": "hf", "model": {"prompt_template": "no slot"}})
@@ -168,16 +193,22 @@ def test_update_raises_likelihood_of_rewarded_responses():
     """One real GRPO step through HFPolicy moves the policy toward responses that scored."""
     from trainable import grpo
 
-    tr = build_trainer({**CFG, "actor": {"ppo_mini_batch_size": 4, "ppo_epochs": 1, "lr": 1e-2},
-                        "algorithm": {"entropy_coeff": 0.0, "kl_loss_coef": 0.0},
-                        "rollout": {"n": 8}})
+    tr = build_trainer(
+        {
+            **CFG,
+            "actor": {"ppo_mini_batch_size": 4, "ppo_epochs": 1, "lr": 1e-2},
+            "algorithm": {"entropy_coeff": 0.0, "kl_loss_coef": 0.0},
+            "rollout": {"n": 8},
+        }
+    )
     prompts, answers = tr._batch()
 
     def first_word_even(text: str, answer: int) -> float:  # ~half the samples score
         return float(len((text.split() or [""])[0]) % 2 == 0)
 
-    _, ro = grpo.grpo_step(tr.policy, tr.ref, tr.optimizer, tr.config, prompts, answers,
-                           tr.sample_gen, first_word_even)
+    _, ro = grpo.grpo_step(
+        tr.policy, tr.ref, tr.optimizer, tr.config, prompts, answers, tr.sample_gen, first_word_even
+    )
     assert 0 < ro.scores.mean() < 1
     with torch.no_grad():
         new, _ = tr.policy.logprobs(ro.input_ids, ro.attention_mask, ro.n_prompt)

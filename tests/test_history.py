@@ -1,4 +1,5 @@
 """History readers: every source gives the same Run form; bad input names file and line."""
+
 import json
 import logging
 import math
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from archer_sweep.errors import UserError
-from archer_sweep.history import Run, load_histories, load_history, write_history
+from archer_sweep.results.history import Run, load_histories, load_history, write_history
 from trainable import metrics as M
 
 DATA = Path(__file__).parent / "data"
@@ -23,10 +24,15 @@ def test_seed_history_reads_the_v1_table():
 
 
 def test_round_trip_keeps_params_steps_verdict_and_nan(tmp_path):
-    runs = [Run("a", {"algorithm.entropy_coeff": 0.003}, [{M.STEP: 1, M.ENTROPY: 5.0},
-                                                           {M.STEP: 2, M.ENTROPY: math.nan}],
-                {"verdict": "stopped:nan", "rule": None, "step": 2}),
-            Run("b", {"algorithm.entropy_coeff": 0.02}, [{M.STEP: 1, M.SCORE_MEAN: 0.5}])]
+    runs = [
+        Run(
+            "a",
+            {"algorithm.entropy_coeff": 0.003},
+            [{M.STEP: 1, M.ENTROPY: 5.0}, {M.STEP: 2, M.ENTROPY: math.nan}],
+            {"verdict": "stopped:nan", "rule": None, "step": 2},
+        ),
+        Run("b", {"algorithm.entropy_coeff": 0.02}, [{M.STEP: 1, M.SCORE_MEAN: 0.5}]),
+    ]
     back = load_history(write_history(runs, tmp_path / "h.jsonl"))
     assert [r.run_id for r in back] == ["a", "b"]
     assert back[0].params == runs[0].params and back[0].verdict["verdict"] == "stopped:nan"
@@ -53,8 +59,12 @@ def test_line_without_step_or_metrics_is_an_error(tmp_path):
 
 def test_missing_steps_are_kept_with_a_warning(tmp_path, caplog):
     p = tmp_path / "gappy.jsonl"
-    p.write_text("".join(json.dumps({"run": "g", "step": s, "params": {}, "metrics": {M.ENTROPY: 4.0}}) + "\n"
-                         for s in (1, 2, 3, 7, 8)))
+    p.write_text(
+        "".join(
+            json.dumps({"run": "g", "step": s, "params": {}, "metrics": {M.ENTROPY: 4.0}}) + "\n"
+            for s in (1, 2, 3, 7, 8)
+        )
+    )
     with caplog.at_level(logging.WARNING):
         (run,) = load_history(p)
     assert [s[M.STEP] for s in run.steps] == [1, 2, 3, 7, 8]
@@ -63,18 +73,22 @@ def test_missing_steps_are_kept_with_a_warning(tmp_path, caplog):
 
 def test_verl_jsonl_file_logger(tmp_path):
     p = tmp_path / "exp-v2.jsonl"
-    p.write_text('{"step": 1, "data": {"actor/entropy": 5.5, "critic/score/mean": 0.1}}\n'
-                 '{"step": 2, "data": {"actor/entropy": 5.1, "critic/score/mean": 0.2}}\n')
+    p.write_text(
+        '{"step": 1, "data": {"actor/entropy": 5.5, "critic/score/mean": 0.1}}\n'
+        '{"step": 2, "data": {"actor/entropy": 5.1, "critic/score/mean": 0.2}}\n'
+    )
     (run,) = load_history(p)
     assert run.run_id == "exp-v2" and run.series(M.SCORE_MEAN) == ([1, 2], [0.1, 0.2])
 
 
 def test_verl_console_lines_among_other_output(tmp_path):
     p = tmp_path / "train.log"
-    p.write_text("(TaskRunner) starting\n"
-                 "step:1 - actor/entropy:5.930 - critic/score/mean:0.047 - timing_s/gen:12.5\n"
-                 "some warning: foo:bar\n"
-                 "(TaskRunner pid=1) step:2 - actor/entropy:7.350 - critic/score/mean:0.217\n")
+    p.write_text(
+        "(TaskRunner) starting\n"
+        "step:1 - actor/entropy:5.930 - critic/score/mean:0.047 - timing_s/gen:12.5\n"
+        "some warning: foo:bar\n"
+        "(TaskRunner pid=1) step:2 - actor/entropy:7.350 - critic/score/mean:0.217\n"
+    )
     (run,) = load_history(p)
     assert run.series(M.ENTROPY) == ([1, 2], [5.93, 7.35])
     assert run.steps[0][M.TIME_GEN] == 12.5
@@ -105,16 +119,34 @@ def test_results_dir_reads_trials_and_verdicts(tmp_path):
     root = tmp_path / "sweep"
     t = root / "GRPOTrainable_abc_00000"
     t.mkdir(parents=True)
-    (root / "spec.yaml").write_text("name: s\nsearch:\n  space:\n    algorithm.entropy_coeff: "
-                                    "{type: loguniform, low: 1.0e-4, high: 0.1}\n")
+    (root / "spec.yaml").write_text(
+        "name: s\nsearch:\n  space:\n    algorithm.entropy_coeff: "
+        "{type: loguniform, low: 1.0e-4, high: 0.1}\n"
+    )
     (t / "params.json").write_text(json.dumps({"algorithm.entropy_coeff": 0.004, "other": 1}))
-    (t / "result.json").write_text("".join(json.dumps({"trial_id": "abc_00000", "step": s,
-                                                       "training_iteration": s, M.ENTROPY: 5.0 + s,
-                                                       "config": {"x": 1}}) + "\n" for s in (1, 2)))
-    (root / "verdicts.jsonl").write_text(json.dumps({"trial_id": "abc_00000", "verdict": "healthy",
-                                                     "params": {}, "rule": None, "step": 2}) + "\n"
-                                         + json.dumps({"trial_id": "abc_00001", "verdict": "error",
-                                                       "params": {"algorithm.entropy_coeff": 0.03}}) + "\n")
+    (t / "result.json").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "trial_id": "abc_00000",
+                    "step": s,
+                    "training_iteration": s,
+                    M.ENTROPY: 5.0 + s,
+                    "config": {"x": 1},
+                }
+            )
+            + "\n"
+            for s in (1, 2)
+        )
+    )
+    (root / "verdicts.jsonl").write_text(
+        json.dumps({"trial_id": "abc_00000", "verdict": "healthy", "params": {}, "rule": None, "step": 2})
+        + "\n"
+        + json.dumps(
+            {"trial_id": "abc_00001", "verdict": "error", "params": {"algorithm.entropy_coeff": 0.03}}
+        )
+        + "\n"
+    )
     runs = load_history(root)
     assert [r.run_id for r in runs] == ["abc_00000", "abc_00001"]
     assert runs[0].params == {"algorithm.entropy_coeff": 0.004}
@@ -132,8 +164,11 @@ def test_wandb_run_written_by_rays_wandb_logger_spans_blocks():
     # tests/data/wandb_ray: Ray 2.60's WandbLoggerCallback (WANDB_MODE=offline) for a trial the
     # engine stopped at step 18 (entropy 7.0348 > 7); 47 KB, so records cross a 32 KiB block.
     (run,) = load_history(DATA / "wandb_ray")
-    assert run.params == {"algorithm.entropy_coeff": 0.01, "algorithm.kl_loss_coef": 0.01,
-                          "trainer.total_steps": 30}
+    assert run.params == {
+        "algorithm.entropy_coeff": 0.01,
+        "algorithm.kl_loss_coef": 0.01,
+        "trainer.total_steps": 30,
+    }
     xs, ys = run.series(M.ENTROPY)
     assert xs == list(range(1, 19)) and ys[-1] == pytest.approx(7.034815933561509)
     assert all(M.SCORE_MEAN in s for s in run.steps)

@@ -1,15 +1,15 @@
 """hunt: rounds of run -> report -> next -> run on the real engine (fake backend, seconds)."""
+
 import os
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from archer_sweep.cli import app
-from archer_sweep.history import read_verdicts
+from archer_sweep.cli.app import app
+from archer_sweep.results.history import read_verdicts
 from archer_sweep.tables import fmt
 from tests.sweep_data import FAKE_SPEC, ROOT, write_spec
-from trainable import metrics as M
 
 
 def _cli(*args):
@@ -18,9 +18,13 @@ def _cli(*args):
 
 def _spec(tmp_path, points, name="h"):
     data = dict(FAKE_SPEC, name=name, storage={"path": str(tmp_path / "res")})
-    data["trainable"] = {"backend": "tests.fake_backend:FakeTrainer",
-                         "config": {"algorithm": {"entropy_coeff": 0.005, "kl_loss_coef": 0.01},
-                                    "trainer": {"total_steps": 8}}}
+    data["trainable"] = {
+        "backend": "tests.fake_backend:FakeTrainer",
+        "config": {
+            "algorithm": {"entropy_coeff": 0.005, "kl_loss_coef": 0.01},
+            "trainer": {"total_steps": 8},
+        },
+    }
     data["search"] = dict(FAKE_SPEC["search"], num_samples=len(points), points_to_evaluate=points)
     data["criteria"] = [dict(c, at_step=6) if c.get("at_step") else c for c in FAKE_SPEC["criteria"]]
     return write_spec(tmp_path / f"{name}.yaml", data)
@@ -35,8 +39,13 @@ def test_until_must_be_known(tmp_path):
 def test_two_rounds_index_and_resume(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     # Round 1 tries two coefficients the rules stop (entropy too high / too low).
-    spec = _spec(tmp_path, [{"algorithm.entropy_coeff": 0.03, "algorithm.kl_loss_coef": 0.01},
-                            {"algorithm.entropy_coeff": 0.0002, "algorithm.kl_loss_coef": 0.01}])
+    spec = _spec(
+        tmp_path,
+        [
+            {"algorithm.entropy_coeff": 0.03, "algorithm.kl_loss_coef": 0.01},
+            {"algorithm.entropy_coeff": 0.0002, "algorithm.kl_loss_coef": 0.01},
+        ],
+    )
     res = _cli("hunt", spec, "--rounds", "2", "--until", "budget")
     assert res.exit_code == 0, res.output
     root = tmp_path / "res" / "h"

@@ -1,12 +1,13 @@
 """The live view of `run`: a table redrawn in place on a terminal, lines in logs and pipes."""
+
 import io
 from types import SimpleNamespace
 
 from rich.console import Console
 
 from archer_sweep.criteria import Verdict
-from archer_sweep.live import LiveTable
-from archer_sweep.verdicts import VerdictStore
+from archer_sweep.engine.live import LiveTable
+from archer_sweep.engine.verdicts import VerdictStore
 from trainable import metrics as M
 
 KEYS = ["algorithm.entropy_coeff"]
@@ -21,8 +22,7 @@ def _drive(tmp_path, terminal: bool) -> tuple[LiveTable, str]:
     live.on_trial_start(0, [], trial)
     for step, entropy in ((1, 4.0), (2, 7.25)):
         live.on_trial_result(0, [], trial, {M.STEP: step, M.ENTROPY: entropy, M.SCORE_MEAN: 0.125})
-    store.record("t1", {KEYS[0]: 0.05}, Verdict("stopped:entropy_high", "entropy_high", 2,
-                                                M.ENTROPY, 7.25))
+    store.record("t1", {KEYS[0]: 0.05}, Verdict("stopped:entropy_high", "entropy_high", 2, M.ENTROPY, 7.25))
     live.on_trial_complete(0, [], trial)
     live.on_experiment_end([])
     return live, out.getvalue()
@@ -47,4 +47,3 @@ def test_terminal_gets_a_table_with_status_step_metrics_and_verdict(tmp_path):
         assert header in rendered
     row = next(line for line in rendered.splitlines() if "t1" in line)
     assert all(cell in row for cell in ("0.05", "done", "7.25", "0.125", "stopped:entropy_high"))
-

@@ -13,8 +13,13 @@ def test_connectives_lowercase_whole_words():
 
 
 def test_batch_metrics_groups_and_pos_len():
-    m = M.batch_metrics(scores=[1, 0, 0, 0, 1, 1], response_lengths=[10, 20, 30, 40, 50, 96],
-                        group_ids=[0, 0, 1, 1, 2, 2], texts=["and"] * 6, max_response_length=96)
+    m = M.batch_metrics(
+        scores=[1, 0, 0, 0, 1, 1],
+        response_lengths=[10, 20, 30, 40, 50, 96],
+        group_ids=[0, 0, 1, 1, 2, 2],
+        texts=["and"] * 6,
+        max_response_length=96,
+    )
     assert m[M.VALID] == 1 and m[M.SOLVE_NONE] == 1 and m[M.SOLVE_ALL] == 1
     assert m[M.RESP_LEN_POS] == (10 + 50 + 96) / 3
     assert m[M.RESP_CLIP_RATIO] == 1 / 6

@@ -1,18 +1,26 @@
 """next: proposals from the study + history, away from stopped runs; a runnable spec."""
+
 import hashlib
 import json
 
-import optuna
 import pytest
 import yaml
 from optuna.distributions import FloatDistribution
 from typer.testing import CliRunner
 
-from archer_sweep.cli import app
-from archer_sweep.history import Run, load_history, write_history
-from archer_sweep.nextver import (PastTrial, bump_name, distance, from_runs, next_spec, override_lines,
-                                  propose, Proposal)
-from archer_sweep.spec import load_spec
+from archer_sweep.cli.app import app
+from archer_sweep.planning.nextver import (
+    PastTrial,
+    Proposal,
+    bump_name,
+    distance,
+    from_runs,
+    next_spec,
+    override_lines,
+    propose,
+)
+from archer_sweep.results.history import Run, load_history, write_history
+from archer_sweep.spec.load import load_spec
 from tests.sweep_data import fake_sweep, handmade_sweep
 from trainable import metrics as M
 
@@ -51,8 +59,12 @@ def test_proposal_changes_when_history_is_added():
 
 def test_history_without_verdict_is_judged_by_the_rules():
     from archer_sweep.criteria import Rule
-    (v1,) = from_runs(load_history("tests/data/seed_v1.jsonl"),
-                      [Rule("entropy_high", M.ENTROPY, "bad", op=">", value=7, after_step=5)], M.SCORE_MEAN)
+
+    (v1,) = from_runs(
+        load_history("tests/data/seed_v1.jsonl"),
+        [Rule("entropy_high", M.ENTROPY, "bad", op=">", value=7, after_step=5)],
+        M.SCORE_MEAN,
+    )
     assert v1.verdict == "stopped:entropy_high" and v1.stop_step == 61
 
 
@@ -64,11 +76,20 @@ def test_bump_name_and_next_spec():
 
 
 def test_command_backend_override_line():
-    data = {"trainable": {"backend": "command", "config": {
-        "argv": ["python", "-m", "dapo.main_dapo"], "overrides": {"data.train_batch_size": 64}}}}
+    data = {
+        "trainable": {
+            "backend": "command",
+            "config": {
+                "argv": ["python", "-m", "dapo.main_dapo"],
+                "overrides": {"data.train_batch_size": 64},
+            },
+        }
+    }
     (line,) = override_lines(data, [Proposal({EC: 0.004, KL: 0.02}, [])])
-    assert line == ("python -m dapo.main_dapo data.train_batch_size=64 "
-                    "actor_rollout_ref.actor.entropy_coeff=0.004 actor_rollout_ref.actor.kl_loss_coef=0.02")
+    assert line == (
+        "python -m dapo.main_dapo data.train_batch_size=64 "
+        "actor_rollout_ref.actor.entropy_coeff=0.004 actor_rollout_ref.actor.kl_loss_coef=0.02"
+    )
     assert override_lines({"trainable": {"backend": "tiny"}}, []) == []
 
 
@@ -83,13 +104,25 @@ def test_next_cli_writes_a_runnable_spec_and_cites_past_runs(tmp_path):
     assert "current (t_ok, healthy)" in text
     assert "t_high (stopped:entropy_high @ 3, d=" in text or "t_band (unhealthy:entropy_band, d=" in text
     # adding history changes the proposal
-    extra = write_history([Run("old", {EC: 2e-4, KL: 0.002}, [{M.STEP: 1, M.ENTROPY: 9.0, M.SCORE_MEAN: 0.0},
-                                                             {M.STEP: 3, M.ENTROPY: 9.0, M.SCORE_MEAN: 0.0}])],
-                          tmp_path / "old.jsonl")
+    extra = write_history(
+        [
+            Run(
+                "old",
+                {EC: 2e-4, KL: 0.002},
+                [
+                    {M.STEP: 1, M.ENTROPY: 9.0, M.SCORE_MEAN: 0.0},
+                    {M.STEP: 3, M.ENTROPY: 9.0, M.SCORE_MEAN: 0.0},
+                ],
+            )
+        ],
+        tmp_path / "old.jsonl",
+    )
     res = _cli("next", d, "-o", tmp_path / "v2b.yaml", "--count", "3", "--history", extra)
     assert res.exit_code == 0, res.output
-    assert yaml.safe_load(out.read_text())["search"]["points_to_evaluate"] != \
-        yaml.safe_load((tmp_path / "v2b.yaml").read_text())["search"]["points_to_evaluate"]
+    assert (
+        yaml.safe_load(out.read_text())["search"]["points_to_evaluate"]
+        != yaml.safe_load((tmp_path / "v2b.yaml").read_text())["search"]["points_to_evaluate"]
+    )
 
 
 def test_next_input_errors_exit_2(tmp_path):
@@ -132,9 +165,12 @@ def test_a_sweep_with_only_fixed_parameters_has_nothing_to_propose(tmp_path):
 def test_no_proposal_repeats_a_past_point():
     # Seen on the tiny backend: with one healthy trial TPE returned that trial's exact params.
     space = {EC: FloatDistribution(1e-3, 1e-1, log=True), KL: FloatDistribution(1e-3, 1e-1, log=True)}
-    past = [PastTrial("h", {EC: 0.001345853577688475, KL: 0.0016076701053478258}, "healthy", 0.078, "t"),
-            _stopped("s1", 0.01, 0.01, 11), _stopped("s2", 0.016, 0.012, 7),
-            PastTrial("u", {EC: 0.007, KL: 0.0196}, "unhealthy:reasoning_length", 0.04, "t", {30: 0.04}, 30)]
+    past = [
+        PastTrial("h", {EC: 0.001345853577688475, KL: 0.0016076701053478258}, "healthy", 0.078, "t"),
+        _stopped("s1", 0.01, 0.01, 11),
+        _stopped("s2", 0.016, 0.012, 7),
+        PastTrial("u", {EC: 0.007, KL: 0.0196}, "unhealthy:reasoning_length", 0.04, "t", {30: 0.04}, 30),
+    ]
     props = propose(past, space, count=4)
     for i, p in enumerate(props):
         others = [q.params for q in past] + [q.params for q in props[:i]]

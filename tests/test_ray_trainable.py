@@ -5,10 +5,13 @@ from ray import tune
 from trainable import GRPOTrainable
 from trainable import metrics as M
 
-CONFIG = {"model": {"n_layer": 1, "d_model": 32, "n_head": 2, "warm_start": False},
-          "data": {"train_batch_size": 2, "max_response_length": 8},
-          "actor": {"ppo_mini_batch_size": 2}, "rollout": {"n": 2},
-          "trainer": {"total_steps": 2, "threads": 1}}
+CONFIG = {
+    "model": {"n_layer": 1, "d_model": 32, "n_head": 2, "warm_start": False},
+    "data": {"train_batch_size": 2, "max_response_length": 8},
+    "actor": {"ppo_mini_batch_size": 2},
+    "rollout": {"n": 2},
+    "trainer": {"total_steps": 2, "threads": 1},
+}
 
 
 @pytest.fixture
@@ -21,10 +24,15 @@ def local_ray():
 @pytest.mark.slow
 def test_grpo_trainable_runs_under_tune_until_done(local_ray, tmp_path):
     tuner = tune.Tuner(
-        GRPOTrainable, param_space=CONFIG,
-        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
-                                  checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True)),
-        tune_config=tune.TuneConfig(num_samples=1))
+        GRPOTrainable,
+        param_space=CONFIG,
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path),
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True),
+        ),
+        tune_config=tune.TuneConfig(num_samples=1),
+    )
     result = tuner.fit()[0]
     assert result.error is None
     assert result.metrics["training_iteration"] == 2 and result.metrics[M.STEP] == 2

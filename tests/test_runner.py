@@ -1,4 +1,5 @@
 """End-to-end sweeps on the fake backend: verdicts, Optuna states, a valid Ray Tune experiment."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,10 @@ import optuna
 import pytest
 import ray
 
-from archer_sweep import cmd_run, runner
+from archer_sweep.engine import runner
+from archer_sweep.engine import sweep as cmd_run
 from archer_sweep.errors import UserError
-from archer_sweep.spec import SweepSpec
+from archer_sweep.spec.model import SweepSpec
 from trainable import metrics as M
 
 REPO = str(Path(__file__).resolve().parents[1])
@@ -21,9 +23,19 @@ FAKE = "tests.fake_backend:FakeTrainer"
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": REPO, "RAY_CHDIR_TO_TRIAL_DIR": "0",
-                                       "WANDB_MODE": "offline", "WANDB_SILENT": "true"}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={
+            "env_vars": {
+                "PYTHONPATH": REPO,
+                "RAY_CHDIR_TO_TRIAL_DIR": "0",
+                "WANDB_MODE": "offline",
+                "WANDB_SILENT": "true",
+            }
+        },
+    )
     yield
     ray.shutdown()
 
@@ -33,13 +45,17 @@ def fake_spec(tmp_path, name="fake", **over) -> SweepSpec:
         "name": name,
         "trainable": {"backend": FAKE, "config": {"trainer": {"total_steps": 10}}},
         "search": {
-            "num_samples": 4, "max_concurrent": 2,
+            "num_samples": 4,
+            "max_concurrent": 2,
             "sampler": {"type": "tpe", "seed": 0, "n_startup_trials": 2},
-            "space": {"algorithm.entropy_coeff": {"type": "loguniform", "low": 1e-3, "high": 3e-2},
-                      "algorithm.kl_loss_coef": {"type": "loguniform", "low": 1e-3, "high": 1e-1}},
+            "space": {
+                "algorithm.entropy_coeff": {"type": "loguniform", "low": 1e-3, "high": 3e-2},
+                "algorithm.kl_loss_coef": {"type": "loguniform", "low": 1e-3, "high": 1e-1},
+            },
             "points_to_evaluate": [
                 {"algorithm.entropy_coeff": 0.03, "algorithm.kl_loss_coef": 0.01},
-                {"algorithm.entropy_coeff": 0.005, "algorithm.kl_loss_coef": 0.01}],
+                {"algorithm.entropy_coeff": 0.005, "algorithm.kl_loss_coef": 0.01},
+            ],
         },
         "criteria": [
             {"name": "entropy_high", "metric": M.ENTROPY, "op": ">", "value": 7, "after_step": 2},
@@ -83,8 +99,9 @@ def test_sweep_runs_and_stops_the_entropy_trial_with_rule_step_value(finished, c
         assert 2 < r["step"] < 10
     # the stopped trial really stopped: it reported nothing after the firing step
     first = stopped[0]
-    reports = [json.loads(x) for x in
-               (sweep_dir / first["trial_id"] / "result.json").read_text().splitlines()]
+    reports = [
+        json.loads(x) for x in (sweep_dir / first["trial_id"] / "result.json").read_text().splitlines()
+    ]
     assert reports[-1][M.STEP] == first["step"]
     assert any(r["verdict"] == "healthy" for r in rows)
     assert rows[0]["params"]["algorithm.entropy_coeff"] in (0.03, 0.005)
@@ -133,7 +150,7 @@ def test_load_results_has_a_row_per_trial_and_step(finished):
 
 
 def test_summary_names_best_healthy_and_each_stop(finished, capsys):
-    from archer_sweep.live import summary
+    from archer_sweep.engine.live import summary
 
     _, sweep_dir, spec = finished
     text = summary(sweep_dir, spec.search.metric, "max", 4, budget=10)
@@ -141,22 +158,30 @@ def test_summary_names_best_healthy_and_each_stop(finished, capsys):
     assert "stopped:entropy_high at step " in text and "actor/entropy=" in text
     stopped = [r for r in verdicts(sweep_dir) if r["verdict"].startswith("stopped:")]
     spared = sum(10 - r["step"] for r in stopped)
-    assert re.search(rf"^Stopped early: {len(stopped)} of 4 trials; {spared} of the sweep's 40 "
-                     rf"trial-steps not run \(\d+%\), about \d+\.\d min of trial time", text, re.M)
+    assert re.search(
+        rf"^Stopped early: {len(stopped)} of 4 trials; {spared} of the sweep's 40 "
+        rf"trial-steps not run \(\d+%\), about \d+\.\d min of trial time",
+        text,
+        re.M,
+    )
     assert f"Results: {sweep_dir}" in text
 
 
 def test_second_run_on_the_same_dir_is_refused(finished):
     _, sweep_dir, spec = finished
-    with pytest.raises(UserError, match=r"already holds a sweep \(tuner.pkl, verdicts.jsonl, "
-                                        r"study.db\); continue it with `archer-sweep resume "):
+    with pytest.raises(
+        UserError,
+        match=r"already holds a sweep \(tuner.pkl, verdicts.jsonl, "
+        r"study.db\); continue it with `archer-sweep resume ",
+    ):
         cmd_run.run(spec)
 
 
 def test_lock_refuses_a_concurrent_run(tmp_path):
     with runner.SweepLock(tmp_path):
-        with pytest.raises(UserError, match=f"another archer-sweep run is using this sweep "
-                                            f"\\(pid {os.getpid()}\\)"):
+        with pytest.raises(
+            UserError, match=f"another archer-sweep run is using this sweep \\(pid {os.getpid()}\\)"
+        ):
             with runner.SweepLock(tmp_path):
                 pass
     with runner.SweepLock(tmp_path):  # released again
@@ -164,8 +189,9 @@ def test_lock_refuses_a_concurrent_run(tmp_path):
 
 
 def test_crashing_trials_get_error_verdicts_and_fail_in_optuna(tmp_path):
-    spec = fake_spec(tmp_path, name="crash", search__num_samples=2,
-                     trainable__config__fake={"fail_at_step": 3})
+    spec = fake_spec(
+        tmp_path, name="crash", search__num_samples=2, trainable__config__fake={"fail_at_step": 3}
+    )
     assert cmd_run.run(spec, live=False) == 1  # every trial crashed: the run failed
     sweep_dir = runner.sweep_dir_of(spec)
     rows = verdicts(sweep_dir)
@@ -175,19 +201,36 @@ def test_crashing_trials_get_error_verdicts_and_fail_in_optuna(tmp_path):
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
 
 
-@pytest.mark.parametrize("failure, hang, step, reason", [
-    # a step that hangs after earlier reports
-    ({"step_timeout_s": 3}, {"hang_at_step": 3}, 3, r"step 3 still running after .*"),
-    # a hang while the trainer is built or in step 1 leaves no report to time steps from
-    ({"step_timeout_s": 3}, {"hang_at_step": 1}, 1,
-     r"no report \(setup and step 1\) after \d+s > step_timeout_s=3"),
-    ({"start_timeout_s": 3}, {"hang_in_init": True}, 1,
-     r"no report \(setup and step 1\) after \d+s > start_timeout_s=3")])
+@pytest.mark.parametrize(
+    "failure, hang, step, reason",
+    [
+        # a step that hangs after earlier reports
+        ({"step_timeout_s": 3}, {"hang_at_step": 3}, 3, r"step 3 still running after .*"),
+        # a hang while the trainer is built or in step 1 leaves no report to time steps from
+        (
+            {"step_timeout_s": 3},
+            {"hang_at_step": 1},
+            1,
+            r"no report \(setup and step 1\) after \d+s > step_timeout_s=3",
+        ),
+        (
+            {"start_timeout_s": 3},
+            {"hang_in_init": True},
+            1,
+            r"no report \(setup and step 1\) after \d+s > start_timeout_s=3",
+        ),
+    ],
+)
 def test_a_hung_trial_is_stopped_as_timeout(tmp_path, failure, hang, step, reason):
     import time
 
-    spec = fake_spec(tmp_path, name="hang", search__num_samples=1, failure=failure,
-                     trainable__config__fake={**hang, "hang_s": 120})
+    spec = fake_spec(
+        tmp_path,
+        name="hang",
+        search__num_samples=1,
+        failure=failure,
+        trainable__config__fake={**hang, "hang_s": 120},
+    )
     start = time.time()
     assert cmd_run.run(spec, live=False) == 0
     assert time.time() - start < 90  # not the 120 s hang
@@ -201,8 +244,7 @@ def test_a_hung_trial_is_stopped_as_timeout(tmp_path, failure, hang, step, reaso
 
 @pytest.mark.slow
 def test_offline_wandb_run_per_trial(tmp_path):
-    spec = fake_spec(tmp_path, name="wb", search__num_samples=2,
-                     tracking={"wandb": {"mode": "offline"}})
+    spec = fake_spec(tmp_path, name="wb", search__num_samples=2, tracking={"wandb": {"mode": "offline"}})
     assert cmd_run.run(spec, live=False) == 0
     sweep_dir = runner.sweep_dir_of(spec)
     for r in verdicts(sweep_dir):
@@ -217,9 +259,12 @@ def test_custom_backend_by_import_path():
 
     entry = backend_entry(FAKE)
     assert (entry.trainer, entry.config) == (FAKE, "tests.fake_backend:FakeConfig")
-    with pytest.raises(ConfigError, match=r"^backend: cannot import custom backend "
-                                          r"`tests.nowhere:Trainer`: No module named "
-                                          r"'tests.nowhere' \(expected `package.module:Class`"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^backend: cannot import custom backend "
+        r"`tests.nowhere:Trainer`: No module named "
+        r"'tests.nowhere' \(expected `package.module:Class`",
+    ):
         backend_entry("tests.nowhere:Trainer")
 
 
@@ -227,7 +272,10 @@ def test_online_wandb_needs_the_key_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "disabled")  # restored after the test
     spec = fake_spec(tmp_path, tracking={"wandb": {"mode": "online"}})
-    with pytest.raises(UserError, match=r"^tracking.wandb.mode is online but WANDB_API_KEY is "
-                                        r"not set in the environment \(expected the key there, "
-                                        r"never in the spec\)$"):
+    with pytest.raises(
+        UserError,
+        match=r"^tracking.wandb.mode is online but WANDB_API_KEY is "
+        r"not set in the environment \(expected the key there, "
+        r"never in the spec\)$",
+    ):
         runner.configure_env(spec)

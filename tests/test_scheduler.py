@@ -1,4 +1,5 @@
 """CriteriaScheduler: stop on the first bad rule, one verdict per trial, resume from disk."""
+
 from __future__ import annotations
 
 import json
@@ -8,14 +9,13 @@ import pytest
 from ray.tune.schedulers import TrialScheduler
 
 from archer_sweep.criteria import Rule, Verdict
-from archer_sweep.scheduler import CriteriaScheduler
-from archer_sweep.verdicts import VerdictStore
+from archer_sweep.engine.scheduler import CriteriaScheduler
+from archer_sweep.engine.verdicts import VerdictStore
 from trainable import metrics as M
 
 RULES = [
     Rule("entropy_high", M.ENTROPY, "bad", op=">", value=7, after_step=2),
-    Rule("guessing", M.RESP_LEN_POS, "bad", op="<", value=20, after_step=2, patience=3,
-         on_nan="skip"),
+    Rule("guessing", M.RESP_LEN_POS, "bad", op="<", value=20, after_step=2, patience=3, on_nan="skip"),
     Rule("entropy_band", M.ENTROPY, "good", between=(3, 6)),
 ]
 KEYS = ["algorithm.entropy_coeff"]
@@ -40,8 +40,14 @@ class StubTrial:
 
 
 def report(step, entropy=4.5, pos=60.0, score=0.3, **extra):
-    return {M.STEP: step, "training_iteration": step, M.ENTROPY: entropy,
-            M.RESP_LEN_POS: pos, M.SCORE_MEAN: score, **extra}
+    return {
+        M.STEP: step,
+        "training_iteration": step,
+        M.ENTROPY: entropy,
+        M.RESP_LEN_POS: pos,
+        M.SCORE_MEAN: score,
+        **extra,
+    }
 
 
 def make(tmp_path, **kw):
@@ -56,13 +62,20 @@ def lines(tmp_path):
 def test_bad_rule_stops_at_the_firing_step_and_records_rule_step_value(tmp_path):
     sched, store = make(tmp_path)
     trial = StubTrial("t1")
-    decisions = [sched.on_trial_result(None, trial, report(s, entropy=e))
-                 for s, e in [(1, 7.5), (2, 7.6), (3, 6.9), (4, 7.2)]]
+    decisions = [
+        sched.on_trial_result(None, trial, report(s, entropy=e))
+        for s, e in [(1, 7.5), (2, 7.6), (3, 6.9), (4, 7.2)]
+    ]
     # steps 1-2 are before after_step; 3 is below the threshold; 4 fires
     assert decisions == [TrialScheduler.CONTINUE] * 3 + [TrialScheduler.STOP]
     row = store.get("t1")
-    assert (row["verdict"], row["rule"], row["step"], row["metric"], row["value"]) == \
-        ("stopped:entropy_high", "entropy_high", 4, M.ENTROPY, 7.2)
+    assert (row["verdict"], row["rule"], row["step"], row["metric"], row["value"]) == (
+        "stopped:entropy_high",
+        "entropy_high",
+        4,
+        M.ENTROPY,
+        7.2,
+    )
     assert row["params"] == {"algorithm.entropy_coeff": 0.01}
     sched.on_trial_complete(None, trial, report(4, entropy=7.2))  # Tune calls this after STOP
     assert [r["verdict"] for r in lines(tmp_path)] == ["stopped:entropy_high"]
@@ -90,15 +103,18 @@ def test_finished_trial_is_judged_on_the_final_result_tune_passes_only_at_comple
     sched.on_trial_complete(None, late, report(4, entropy=7.7))
     assert store.get("h")["verdict"] == "healthy"
     u = store.get("u")
-    assert (u["verdict"], u["rule"], u["step"], u["value"]) == \
-        ("unhealthy:entropy_band", "entropy_band", 4, 2.5)
+    assert (u["verdict"], u["rule"], u["step"], u["value"]) == (
+        "unhealthy:entropy_band",
+        "entropy_band",
+        4,
+        2.5,
+    )
     assert store.get("late")["verdict"] == "stopped:entropy_high"
 
 
 def test_nan_objective_stops_as_nan(tmp_path):
     sched, store = make(tmp_path)
-    assert sched.on_trial_result(None, StubTrial("n"), report(1, score=math.nan)) == \
-        TrialScheduler.STOP
+    assert sched.on_trial_result(None, StubTrial("n"), report(1, score=math.nan)) == TrialScheduler.STOP
     row = store.get("n")
     assert row["verdict"] == "stopped:nan" and row["metric"] == M.SCORE_MEAN
     assert row["value"] == "nan" and "not finite" in row["reason"]
@@ -106,22 +122,24 @@ def test_nan_objective_stops_as_nan(tmp_path):
 
 def test_error_verdict_carries_the_exception_message(tmp_path):
     sched, store = make(tmp_path)
-    trial = StubTrial("e", error="Traceback (most recent call last):\n  ...\n"
-                                 "RuntimeError: fake failure at step 3\n")
+    trial = StubTrial(
+        "e", error="Traceback (most recent call last):\n  ...\nRuntimeError: fake failure at step 3\n"
+    )
     trial.last_result = report(2)
     sched.on_trial_error(None, trial)
     row = store.get("e")
-    assert (row["verdict"], row["step"], row["reason"]) == \
-        ("error", 2, "RuntimeError: fake failure at step 3")
+    assert (row["verdict"], row["step"], row["reason"]) == (
+        "error",
+        2,
+        "RuntimeError: fake failure at step 3",
+    )
 
 
 def test_step_timeout(tmp_path):
     sched, store = make(tmp_path, step_timeout_s=2.0)
     trial = StubTrial("slow")
-    assert sched.on_trial_result(None, trial, report(1, time_this_iter_s=1.0)) == \
-        TrialScheduler.CONTINUE
-    assert sched.on_trial_result(None, trial, report(2, time_this_iter_s=3.5)) == \
-        TrialScheduler.STOP
+    assert sched.on_trial_result(None, trial, report(1, time_this_iter_s=1.0)) == TrialScheduler.CONTINUE
+    assert sched.on_trial_result(None, trial, report(2, time_this_iter_s=3.5)) == TrialScheduler.STOP
     row = store.get("slow")
     assert row["verdict"] == "stopped:timeout" and row["value"] == 3.5
     assert row["reason"] == "step took 3.5s > step_timeout_s=2"
@@ -138,8 +156,9 @@ def test_asha_runs_after_the_rules_with_its_own_verdict(tmp_path):
     assert (row["verdict"], row["rule"], row["value"]) == ("stopped:asha", "asha", 0.1)
     # the rules still come first: a rule violation is reported as the rule, not as ASHA
     sched.on_trial_add(None, StubTrial("hot"))
-    assert sched.on_trial_result(None, StubTrial("hot"), report(3, entropy=8, score=0.95)) == \
-        TrialScheduler.STOP
+    assert (
+        sched.on_trial_result(None, StubTrial("hot"), report(3, entropy=8, score=0.95)) == TrialScheduler.STOP
+    )
     assert store.get("hot")["verdict"] == "stopped:entropy_high"
 
 
@@ -154,8 +173,10 @@ def test_resume_rebuilds_patience_from_result_json_and_keeps_verdicts(tmp_path):
     store.record("done", {}, Verdict("healthy", step=6))
     fresh, store2 = make(tmp_path)  # a scheduler unpickled on resume: no trackers
     # restored from the step-6 checkpoint, step 7 is the third low report in a row
-    assert fresh.on_trial_result(None, StubTrial("t1", local_path=str(trial_dir)),
-                                 report(7, pos=10)) == TrialScheduler.STOP
+    assert (
+        fresh.on_trial_result(None, StubTrial("t1", local_path=str(trial_dir)), report(7, pos=10))
+        == TrialScheduler.STOP
+    )
     assert store2.get("t1")["verdict"] == "stopped:guessing"
     # a trial judged before the interruption is never judged again
     assert fresh.on_trial_result(None, StubTrial("done"), report(7)) == TrialScheduler.STOP
@@ -176,8 +197,7 @@ def test_scheduler_never_stops_a_healthy_trial(tmp_path, op):
     rule = Rule("r", M.ENTROPY, "bad", op=op, value=100 if op == ">" else -100)
     sched = CriteriaScheduler([rule], VerdictStore(tmp_path), objective=M.SCORE_MEAN)
     trial = StubTrial("x")
-    assert all(sched.on_trial_result(None, trial, report(s)) == TrialScheduler.CONTINUE
-               for s in range(1, 20))
+    assert all(sched.on_trial_result(None, trial, report(s)) == TrialScheduler.CONTINUE for s in range(1, 20))
 
 
 def test_resume_rebuilds_a_window_rule_from_result_json(tmp_path):
@@ -207,10 +227,9 @@ class StubController:
         self.stopped.append(trial)
 
 
-def test_start_clock_runs_only_while_running_and_hands_over_at_the_first_report(
-        tmp_path, monkeypatch):
+def test_start_clock_runs_only_while_running_and_hands_over_at_the_first_report(tmp_path, monkeypatch):
     now = [100.0]
-    monkeypatch.setattr("archer_sweep.scheduler.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("archer_sweep.engine.scheduler.time.monotonic", lambda: now[0])
     sched, store = make(tmp_path, step_timeout_s=5.0, start_timeout_s=20.0)
     waiting, slow = StubTrial("wait"), StubTrial("slow")
     waiting.status = "PENDING"  # queued for resources: not hanging
@@ -234,5 +253,4 @@ def test_start_clock_runs_only_while_running_and_hands_over_at_the_first_report(
     sched._stop_hung(ctl)
     assert ctl.stopped == [slow, waiting]
     assert store.get("wait")["step"] == 1
-    assert store.get("wait")["reason"] == ("no report (setup and step 1) after 21s > "
-                                        "start_timeout_s=20")
+    assert store.get("wait")["reason"] == ("no report (setup and step 1) after 21s > start_timeout_s=20")

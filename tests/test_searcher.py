@@ -1,4 +1,5 @@
 """CriteriaOptunaSearch: verdicts become Optuna states; the study persists and resumes clean."""
+
 from __future__ import annotations
 
 import optuna
@@ -7,27 +8,42 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from archer_sweep.criteria import Verdict
-from archer_sweep.searcher import (CONSTRAINT_ATTR, CriteriaOptunaSearch,
-                                   make_sampler, verdict_constraints)
-from archer_sweep.verdicts import VerdictStore
+from archer_sweep.engine.searcher import (
+    CONSTRAINT_ATTR,
+    CriteriaOptunaSearch,
+    make_sampler,
+    verdict_constraints,
+)
+from archer_sweep.engine.verdicts import VerdictStore
 from trainable import metrics as M
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-SPACE = {"algorithm.entropy_coeff": FloatDistribution(1e-4, 5e-2, log=True),
-         "algorithm.kl_loss_coef": FloatDistribution(1e-3, 1e-1, log=True)}
-BASE = {"backend": "tiny", "algorithm": {"kl_loss_type": "low_var_kl"},
-        "trainer": {"total_steps": 8}}
-SEEDS = [{"algorithm.entropy_coeff": 0.01, "algorithm.kl_loss_coef": 0.01},
-         {"algorithm.entropy_coeff": 0.005}]
+SPACE = {
+    "algorithm.entropy_coeff": FloatDistribution(1e-4, 5e-2, log=True),
+    "algorithm.kl_loss_coef": FloatDistribution(1e-3, 1e-1, log=True),
+}
+BASE = {"backend": "tiny", "algorithm": {"kl_loss_type": "low_var_kl"}, "trainer": {"total_steps": 8}}
+SEEDS = [
+    {"algorithm.entropy_coeff": 0.01, "algorithm.kl_loss_coef": 0.01},
+    {"algorithm.entropy_coeff": 0.005},
+]
 
 
 def make(tmp_path, store=None, **kw):
     store = store or VerdictStore(tmp_path)
     searcher = CriteriaOptunaSearch(
-        SPACE, metric=M.SCORE_MEAN, mode="max", store=store, base_config=BASE,
-        sampler=make_sampler("tpe", 0, 2, SPACE), storage_url=f"sqlite:///{tmp_path}/study.db",
-        study_name="s", points_to_evaluate=SEEDS, **kw)
+        SPACE,
+        metric=M.SCORE_MEAN,
+        mode="max",
+        store=store,
+        base_config=BASE,
+        sampler=make_sampler("tpe", 0, 2, SPACE),
+        storage_url=f"sqlite:///{tmp_path}/study.db",
+        study_name="s",
+        points_to_evaluate=SEEDS,
+        **kw,
+    )
     return searcher, store
 
 
@@ -43,9 +59,11 @@ def feed(searcher, tid, scores):
 def test_suggest_returns_the_nested_config_and_seeds_come_first(tmp_path):
     searcher, _ = make(tmp_path)
     first, second = searcher.suggest("a"), searcher.suggest("b")
-    assert first == {"backend": "tiny", "trainer": {"total_steps": 8},
-                     "algorithm": {"kl_loss_type": "low_var_kl", "entropy_coeff": 0.01,
-                                   "kl_loss_coef": 0.01}}
+    assert first == {
+        "backend": "tiny",
+        "trainer": {"total_steps": 8},
+        "algorithm": {"kl_loss_type": "low_var_kl", "entropy_coeff": 0.01, "kl_loss_coef": 0.01},
+    }
     assert second["algorithm"]["entropy_coeff"] == 0.005
     assert 1e-3 <= second["algorithm"]["kl_loss_coef"] <= 1e-1  # the unseeded key is sampled
     assert BASE["algorithm"] == {"kl_loss_type": "low_var_kl"}  # base not mutated
@@ -66,8 +84,12 @@ def test_verdicts_map_to_pruned_complete_with_constraint_and_fail(tmp_path):
     searcher.on_trial_complete("c", {M.SCORE_MEAN: 0.6})
     searcher.on_trial_complete("d", None, error=True)
     trials = study(tmp_path).trials
-    assert [t.state for t in trials] == [TrialState.PRUNED, TrialState.COMPLETE,
-                                         TrialState.COMPLETE, TrialState.FAIL]
+    assert [t.state for t in trials] == [
+        TrialState.PRUNED,
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+        TrialState.FAIL,
+    ]
     assert [t.value for t in trials[1:3]] == [0.5, 0.6]
     assert [verdict_constraints(t) for t in trials[:3]] == [[1.0], [-1.0], [1.0]]
     assert trials[0].user_attrs["archer_verdict"]["rule"] == "entropy_high"
@@ -131,8 +153,10 @@ def test_a_point_asked_but_killed_before_its_params_were_written_is_asked_again(
     lost = [t for t in trials if t.state == TrialState.FAIL]
     assert len(lost) == 1 and lost[0].params == {} and lost[0].system_attrs["fixed_params"] == SEEDS[0]
     # both seed points still run (the lost one queued again), not a TPE sample in its place
-    asked = {(c["algorithm"]["entropy_coeff"], c["algorithm"].get("kl_loss_coef"))
-             for c in (fresh.suggest("x"), fresh.suggest("y"))}
+    asked = {
+        (c["algorithm"]["entropy_coeff"], c["algorithm"].get("kl_loss_coef"))
+        for c in (fresh.suggest("x"), fresh.suggest("y"))
+    }
     assert (0.01, 0.01) in asked and 0.005 in {e for e, _ in asked}
 
 

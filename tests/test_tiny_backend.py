@@ -12,10 +12,13 @@ TIMING = {M.TIME_GEN, M.TIME_UPDATE, M.TIME_STEP, M.THROUGHPUT}
 
 
 def _cfg(**over):
-    cfg = {"model": {"n_layer": 1, "d_model": 32, "n_head": 2, "warm_start": False},
-           "data": {"train_batch_size": 4, "max_response_length": 12},
-           "actor": {"ppo_mini_batch_size": 2, "ppo_epochs": 2, "lr": 3e-3},
-           "rollout": {"n": 4}, "trainer": {"total_steps": 4, "seed": 3}}
+    cfg = {
+        "model": {"n_layer": 1, "d_model": 32, "n_head": 2, "warm_start": False},
+        "data": {"train_batch_size": 4, "max_response_length": 12},
+        "actor": {"ppo_mini_batch_size": 2, "ppo_epochs": 2, "lr": 3e-3},
+        "rollout": {"n": 4},
+        "trainer": {"total_steps": 4, "seed": 3},
+    }
     for k, v in over.items():
         cfg[k] = {**cfg.get(k, {}), **v}
     return cfg
@@ -71,15 +74,20 @@ def test_done_after_budget_and_step_refuses():
     t.close()
 
 
-@pytest.mark.parametrize("cfg,text", [
-    ({"algorithm": {"entropy_coef": 0.1}},
-     "algorithm.entropy_coef: unknown key (did you mean `entropy_coeff`?)"),
-    ({"algorithm": {"entropy_coeff": -0.1}}, "algorithm.entropy_coeff: "),
-    ({"model": {"d_model": 30, "n_head": 4}}, "n_head=4 must divide d_model=30"),
-    ({"data": {"train_batch_size": 5}}, "actor.ppo_mini_batch_size=2 must divide"),
-    ({"data": {"train_size": 3}}, "data.train_size: must be at least data.train_batch_size=4 (got 3)"),
-    ({"data": {"train_size": 601}}, "data.train_size: the task's train split has 600 problems (got 601)"),
-])
+@pytest.mark.parametrize(
+    "cfg,text",
+    [
+        (
+            {"algorithm": {"entropy_coef": 0.1}},
+            "algorithm.entropy_coef: unknown key (did you mean `entropy_coeff`?)",
+        ),
+        ({"algorithm": {"entropy_coeff": -0.1}}, "algorithm.entropy_coeff: "),
+        ({"model": {"d_model": 30, "n_head": 4}}, "n_head=4 must divide d_model=30"),
+        ({"data": {"train_batch_size": 5}}, "actor.ppo_mini_batch_size=2 must divide"),
+        ({"data": {"train_size": 3}}, "data.train_size: must be at least data.train_batch_size=4 (got 3)"),
+        ({"data": {"train_size": 601}}, "data.train_size: the task's train split has 600 problems (got 601)"),
+    ],
+)
 def test_bad_config_names_the_key(cfg, text):
     with pytest.raises(ConfigError) as err:
         build_trainer(_cfg(**cfg))
@@ -88,6 +96,7 @@ def test_bad_config_names_the_key(cfg, text):
 
 def test_steps_draw_prompts_from_the_first_train_size_problems():
     from trainable import tasks
+
     t = build_trainer(_cfg(data={"train_size": 6}))
     first6 = tasks.split(0)[0][:6]
     assert t.train_set == first6
@@ -101,6 +110,7 @@ def test_impossible_response_length_names_the_key():
     with pytest.raises(ConfigError, match=r"data.max_response_length: prompt \(6\) \+ response"):
         from trainable.backends.tiny import _check_sizes
         from trainable.trainer import validate_config
+
         _check_sizes(validate_config(cfg), 6, 128)
     with pytest.raises(ConfigError, match="data.max_prompt_length: the tiny task's prompts"):
         build_trainer(_cfg(data={"max_prompt_length": 3}))
@@ -119,8 +129,9 @@ def test_warm_start_is_built_once_and_cached(tmp_path, monkeypatch):
     cfg = TinyModelConfig(n_layer=1, d_model=16, n_head=2)
     sft = warmstart.SFTSettings(steps=3, batch_size=4, smooth_steps=1, max_len=80)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(warmstart.load_or_build(cfg, sft)))
-               for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: results.append(warmstart.load_or_build(cfg, sft))) for _ in range(2)
+    ]
     for th in threads:
         th.start()
     for th in threads:

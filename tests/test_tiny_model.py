@@ -13,19 +13,26 @@ def test_cached_generation_matches_full_recompute_logits():
     torch.set_num_threads(1)
     m = _model()
     prompt = torch.randint(3, 64, (4, 5))
-    out = m.generate(prompt, torch.ones_like(prompt), 12, 1.0, torch.Generator().manual_seed(0),
-                     eos_id=1, pad_id=0)
+    out = m.generate(
+        prompt, torch.ones_like(prompt), 12, 1.0, torch.Generator().manual_seed(0), eos_id=1, pad_id=0
+    )
     seq = torch.cat([prompt, out], 1)
     full = m.logits(m(seq))
     # rerun the cached path token by token and compare its logits to the full forward
     caches = m._new_cache(4, seq.shape[1])
     mask = torch.ones_like(seq)
     from trainable.tiny_model import _full_mask, _positions
+
     h = m._hidden(prompt, _positions(mask[:, :5]), _full_mask(mask[:, :5]), caches)
     assert torch.allclose(m.logits(h), full[:, :5], atol=1e-4)
     for t in range(5, seq.shape[1]):
-        h = m._hidden(seq[:, t:t + 1], _positions(mask[:, :t + 1])[:, t:t + 1],
-                      mask[:, None, None, :t + 1].bool(), caches, t)
+        h = m._hidden(
+            seq[:, t : t + 1],
+            _positions(mask[:, : t + 1])[:, t : t + 1],
+            mask[:, None, None, : t + 1].bool(),
+            caches,
+            t,
+        )
         assert torch.allclose(m.logits(h)[:, 0], full[:, t], atol=1e-4)
 
 
@@ -42,13 +49,14 @@ def test_left_padding_does_not_change_logits():
 def test_generation_is_seeded_and_stops_after_eos():
     m = _model()
     prompt = torch.randint(3, 64, (6, 4))
-    gen = lambda s: m.generate(prompt, torch.ones_like(prompt), 20, 1.0,
-                               torch.Generator().manual_seed(s), eos_id=5, pad_id=0)
+    gen = lambda s: m.generate(
+        prompt, torch.ones_like(prompt), 20, 1.0, torch.Generator().manual_seed(s), eos_id=5, pad_id=0
+    )
     a, b = gen(3), gen(3)
     assert torch.equal(a, b)
     for row in a.tolist():
         if 5 in row:
-            assert all(t == 0 for t in row[row.index(5) + 1:])
+            assert all(t == 0 for t in row[row.index(5) + 1 :])
 
 
 def test_sample_follows_the_distribution():

@@ -1,4 +1,5 @@
 """`archer-sweep validate`: one line per bad spec on stderr, exit 2, no traceback, nothing written."""
+
 import subprocess
 import sys
 import time
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from archer_sweep.cli import app
+from archer_sweep.cli.app import app
 from tests.spec_helpers import edit, write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,8 +40,10 @@ def test_set_errors_name_the_option(tmp_path, monkeypatch):
     write(tmp_path, edit())
     res = invoke("s.yaml", "--set", "search.num_samples=4", "--set", "trainable.config.trainer.total_step=3")
     assert res.exit_code == 2
-    assert res.stderr == ("error: --set:2: trainable.config.trainer.total_step: unknown key; did you mean "
-                          "`total_steps`? (expected one of total_steps, seed, save_freq, threads)\n")
+    assert res.stderr == (
+        "error: --set:2: trainable.config.trainer.total_step: unknown key; did you mean "
+        "`total_steps`? (expected one of total_steps, seed, save_freq, threads)\n"
+    )
     res = invoke("s.yaml", "--set", "search.num_samples=4")
     assert res.exit_code == 0 and "4 trials" in res.stdout
 
@@ -69,12 +72,19 @@ def test_shipped_sweeps_pass():
 def test_real_process_is_fast_and_has_no_traceback(tmp_path):
     bad = write(tmp_path, edit({14: "    algorithm.entropy_coeff: {type: loguniform, low: 0, high: 0.05}"}))
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "archer_sweep.cli", "validate", str(bad)], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "archer_sweep.cli", "validate", str(bad)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     elapsed = time.perf_counter() - start
     assert out.returncode == 2
     assert out.stdout == ""
-    assert out.stderr == (f"error: {bad}:14: search.space.algorithm.entropy_coeff.low: low=0 on a log "
-                          "scale (expected low > 0)\n")
+    assert out.stderr == (
+        f"error: {bad}:14: search.space.algorithm.entropy_coeff.low: low=0 on a log "
+        "scale (expected low > 0)\n"
+    )
     assert elapsed < 2.0, elapsed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]

@@ -1,7 +1,7 @@
 import pytest
 
 from archer_sweep.errors import SpecError
-from archer_sweep.yamlio import MAX_NODES, load_yaml, parse_yaml
+from archer_sweep.spec.yamlio import MAX_NODES, load_yaml, parse_yaml
 
 
 def test_lines_of_nested_keys_and_items():
@@ -25,14 +25,23 @@ def test_yaml_12_floats_and_bom():
     assert data == {"a": 1e-4, "b": 1e-4, "c": -2000.0, "d": "1e"}
 
 
-@pytest.mark.parametrize("text, message", [
-    ("a: 1\na: 2\n", "f:2: a: duplicate key (first at line 1) (expected each key once per mapping)"),
-    ("a: !!set {x}\n", "f:1: YAML error: unsupported tag 'tag:yaml.org,2002:set' (expected plain values without tags)"),
-    ("a: !!python/name:os.system x\n", "f:1: YAML error: could not determine a constructor for the tag "
-                                       "'tag:yaml.org,2002:python/name:os.system' (expected plain values without tags)"),
-    ("1: x\n", "f:1: 1: key '1' is not a name (expected a string key; quote it as \"1\")"),
-    ("a: [" * 70 + "]" * 70 + "\n", "f:1: nesting deeper than 64 levels (expected a plain spec)"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: 1\na: 2\n", "f:2: a: duplicate key (first at line 1) (expected each key once per mapping)"),
+        (
+            "a: !!set {x}\n",
+            "f:1: YAML error: unsupported tag 'tag:yaml.org,2002:set' (expected plain values without tags)",
+        ),
+        (
+            "a: !!python/name:os.system x\n",
+            "f:1: YAML error: could not determine a constructor for the tag "
+            "'tag:yaml.org,2002:python/name:os.system' (expected plain values without tags)",
+        ),
+        ("1: x\n", "f:1: 1: key '1' is not a name (expected a string key; quote it as \"1\")"),
+        ("a: [" * 70 + "]" * 70 + "\n", "f:1: nesting deeper than 64 levels (expected a plain spec)"),
+    ],
+)
 def test_refusals(text, message):
     with pytest.raises(SpecError) as exc:
         parse_yaml(text, "f")
@@ -56,4 +65,7 @@ def test_files(tmp_path):
     (tmp_path / "bin.yaml").write_bytes(b"name: x\nb: \x80\n")
     with pytest.raises(SpecError) as exc:
         load_yaml(tmp_path / "bin.yaml")
-    assert str(exc.value) == f"{tmp_path / 'bin.yaml'}:2: byte 0x80 at column 4 is not UTF-8 (expected a UTF-8 text file)"
+    assert (
+        str(exc.value)
+        == f"{tmp_path / 'bin.yaml'}:2: byte 0x80 at column 4 is not UTF-8 (expected a UTF-8 text file)"
+    )

@@ -3,6 +3,7 @@
 `build_trainer(config)` returns a Trainer; `GRPOTrainable` is the Ray Tune wrapper
 (imported lazily so that importing `trainable` does not start Ray).
 """
+
 from trainable.trainer import Trainer, build_trainer, validate_config
 
 __all__ = ["Trainer", "build_trainer", "validate_config", "GRPOTrainable"]

@@ -10,10 +10,12 @@ batch with no response tokens. Here every masked mean divides by
 `max(count, 1e-8)` instead, so an all-zero mask gives 0 (and no NaN gradient);
 with any real token the value equals verl's exactly.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable, Hashable, Optional, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Optional
 
 import torch
 
@@ -36,8 +38,13 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: Optional[int] = N
 
 # --------------------------------------------------------------------------- advantages
 
-def grpo_advantages(scores: torch.Tensor, group_index: Sequence[Hashable] | torch.Tensor,
-                    eps: float = 1e-6, norm_by_std: bool = True) -> torch.Tensor:
+
+def grpo_advantages(
+    scores: torch.Tensor,
+    group_index: Sequence[Hashable] | torch.Tensor,
+    eps: float = 1e-6,
+    norm_by_std: bool = True,
+) -> torch.Tensor:
     """Per-response GRPO advantage: (score − group mean) / (group std + eps).
 
     `group_index[i]` names the prompt group of response i. The std is the unbiased
@@ -50,8 +57,7 @@ def grpo_advantages(scores: torch.Tensor, group_index: Sequence[Hashable] | torc
         raise ValueError(f"grpo_advantages expects one score per response: {tuple(scores.shape)=}")
     keys = group_index.tolist() if torch.is_tensor(group_index) else list(group_index)
     if len(keys) != scores.shape[0]:
-        raise ValueError(f"group_index must have one entry per score: {len(keys)=}, "
-                         f"{scores.shape[0]=}")
+        raise ValueError(f"group_index must have one entry per score: {len(keys)=}, {scores.shape[0]=}")
     members: dict[Hashable, list[int]] = defaultdict(list)
     for i, key in enumerate(keys):
         members[key].append(i)
@@ -78,6 +84,7 @@ ADV_ESTIMATORS: dict[str, Callable[..., torch.Tensor]] = {"grpo": grpo_advantage
 
 
 # --------------------------------------------------------------------------- aggregation
+
 
 def _token_mean(values, mask, scale):
     return masked_mean(values, mask)
@@ -110,8 +117,12 @@ AGG_MODES: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
-def agg_loss(values: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean",
-             loss_scale_factor: Optional[float] = None) -> torch.Tensor:
+def agg_loss(
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    mode: str = "token-mean",
+    loss_scale_factor: Optional[float] = None,
+) -> torch.Tensor:
     """Aggregate a `(batch, len)` loss matrix to a scalar with verl's `loss_agg_mode`.
 
     `loss_scale_factor` is the divisor of `seq-mean-token-sum-norm` (default: the
@@ -124,10 +135,18 @@ def agg_loss(values: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean",
 
 # --------------------------------------------------------------------------- policy loss
 
-def policy_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor,
-                mask: torch.Tensor, clip_low: float = 0.2, clip_high: float = 0.2,
-                clip_ratio_c: float = 3.0, agg: str = "token-mean",
-                loss_scale_factor: Optional[float] = None) -> tuple[torch.Tensor, dict[str, float]]:
+
+def policy_loss(
+    log_prob: torch.Tensor,
+    old_log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    clip_ratio_c: float = 3.0,
+    agg: str = "token-mean",
+    loss_scale_factor: Optional[float] = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Dual-clip PPO loss (verl's `vanilla`); `advantages` are per token.
 
     Returns `(loss, metrics)` with `actor/pg_clipfrac` (share of tokens where the
@@ -151,8 +170,11 @@ def policy_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: 
         clipfrac_lower = masked_mean(((loss_ppo > loss_dual_bound) & negative).to(mask.dtype), mask)
         ppo_kl = masked_mean(-log_ratio, mask)
     loss = agg_loss(loss_tok, mask, agg, loss_scale_factor)
-    return loss, {M.PG_CLIPFRAC: float(clipfrac), M.PPO_KL: float(ppo_kl),
-                  M.PG_CLIPFRAC_LOWER: float(clipfrac_lower)}
+    return loss, {
+        M.PG_CLIPFRAC: float(clipfrac),
+        M.PPO_KL: float(ppo_kl),
+        M.PG_CLIPFRAC_LOWER: float(clipfrac_lower),
+    }
 
 
 #: name -> fn(log_prob, old_log_prob, advantages, mask, clip_low, clip_high, clip_ratio_c, agg)
@@ -162,6 +184,7 @@ POLICY_LOSSES: dict[str, Callable[..., tuple[torch.Tensor, dict[str, float]]]] =
 
 
 # --------------------------------------------------------------------------- KL, entropy
+
 
 def _kl(logp, ref):
     return logp - ref
@@ -182,8 +205,13 @@ def _low_var_kl(logp, ref):
 
 
 KL_PENALTIES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "kl": _kl, "k1": _kl, "abs": _abs, "mse": _mse, "k2": _mse,
-    "low_var_kl": _low_var_kl, "k3": _low_var_kl,
+    "kl": _kl,
+    "k1": _kl,
+    "abs": _abs,
+    "mse": _mse,
+    "k2": _mse,
+    "low_var_kl": _low_var_kl,
+    "k3": _low_var_kl,
 }
 
 
@@ -208,13 +236,25 @@ def token_log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- actor loss
 
-def actor_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor,
-               mask: torch.Tensor, *, entropy: Optional[torch.Tensor] = None,
-               ref_log_prob: Optional[torch.Tensor] = None, entropy_coeff: float = 0.0,
-               kl_loss_coef: float = 0.0, kl_loss_type: str = "low_var_kl",
-               clip_low: float = 0.2, clip_high: float = 0.2, clip_ratio_c: float = 3.0,
-               agg: str = "token-mean", policy: str = "vanilla",
-               loss_scale_factor: Optional[float] = None) -> tuple[torch.Tensor, dict[str, float]]:
+
+def actor_loss(
+    log_prob: torch.Tensor,
+    old_log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    entropy: Optional[torch.Tensor] = None,
+    ref_log_prob: Optional[torch.Tensor] = None,
+    entropy_coeff: float = 0.0,
+    kl_loss_coef: float = 0.0,
+    kl_loss_type: str = "low_var_kl",
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    clip_ratio_c: float = 3.0,
+    agg: str = "token-mean",
+    policy: str = "vanilla",
+    loss_scale_factor: Optional[float] = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """pg_loss − entropy_coeff·agg(entropy) + kl_loss_coef·agg(kl), as verl's actor.
 
     Entropy and KL are aggregated with the same `agg` mode as the policy loss and
@@ -222,9 +262,17 @@ def actor_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: t
     """
     if policy not in POLICY_LOSSES:
         raise ValueError(f"unknown policy loss {policy=}; expected one of {', '.join(POLICY_LOSSES)}")
-    pg, out = POLICY_LOSSES[policy](log_prob, old_log_prob, advantages, mask, clip_low=clip_low,
-                                    clip_high=clip_high, clip_ratio_c=clip_ratio_c, agg=agg,
-                                    loss_scale_factor=loss_scale_factor)
+    pg, out = POLICY_LOSSES[policy](
+        log_prob,
+        old_log_prob,
+        advantages,
+        mask,
+        clip_low=clip_low,
+        clip_high=clip_high,
+        clip_ratio_c=clip_ratio_c,
+        agg=agg,
+        loss_scale_factor=loss_scale_factor,
+    )
     loss = pg
     out[M.PG_LOSS] = float(pg.detach())
     if entropy is not None:
@@ -242,5 +290,9 @@ def actor_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: t
 
 def registries() -> dict[str, dict[str, Any]]:
     """Every name-keyed registry of this module (for contract tests and `--help`)."""
-    return {"adv_estimator": ADV_ESTIMATORS, "kl_loss_type": KL_PENALTIES,
-            "loss_agg_mode": AGG_MODES, "policy_loss": POLICY_LOSSES}
+    return {
+        "adv_estimator": ADV_ESTIMATORS,
+        "kl_loss_type": KL_PENALTIES,
+        "loss_agg_mode": AGG_MODES,
+        "policy_loss": POLICY_LOSSES,
+    }

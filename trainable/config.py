@@ -4,6 +4,7 @@ Section and field names follow verl where verl has one (`algorithm.entropy_coeff
 is verl's `actor_rollout_ref.actor.entropy_coeff`). `parse_config` turns pydantic's
 errors into one `ConfigError` that names the dotted key and the nearest valid key.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -42,8 +43,9 @@ class AlgorithmConfig(_Section):
     """PPO upper clip: ratio ≤ 1 + clip_ratio_high."""
     clip_ratio_c: float = Field(3.0, gt=1)
     """Dual-clip bound for negative advantages (verl's `clip_ratio_c`, must be > 1)."""
-    loss_agg_mode: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean",
-                           "seq-mean-token-sum-norm"] = "token-mean"
+    loss_agg_mode: Literal[
+        "token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"
+    ] = "token-mean"
     """How token losses are aggregated (verl's `loss_agg_mode`)."""
 
 
@@ -103,7 +105,7 @@ class TinyModelConfig(_Section):
     """Start from the cached SFT policy (built once); False = random init."""
 
     @model_validator(mode="after")
-    def _heads_divide(self) -> "TinyModelConfig":
+    def _heads_divide(self) -> TinyModelConfig:
         if self.d_model % self.n_head:
             raise ValueError(f"n_head={self.n_head} must divide d_model={self.d_model}")
         return self
@@ -152,14 +154,18 @@ class GRPOConfig(_Section):
     model: TinyModelConfig = Field(default_factory=TinyModelConfig)
 
     @model_validator(mode="after")
-    def _sizes(self) -> "GRPOConfig":
+    def _sizes(self) -> GRPOConfig:
         if self.data.train_batch_size % self.actor.ppo_mini_batch_size:
             raise ValueError(
                 f"actor.ppo_mini_batch_size={self.actor.ppo_mini_batch_size} must divide "
-                f"data.train_batch_size={self.data.train_batch_size}")
+                f"data.train_batch_size={self.data.train_batch_size}"
+            )
         if self.data.train_size is not None and self.data.train_size < self.data.train_batch_size:
-            raise ConfigError("data.train_size", f"must be at least data.train_batch_size="
-                              f"{self.data.train_batch_size} (got {self.data.train_size})")
+            raise ConfigError(
+                "data.train_size",
+                f"must be at least data.train_batch_size="
+                f"{self.data.train_batch_size} (got {self.data.train_size})",
+            )
         return self
 
 
@@ -196,8 +202,9 @@ def parse_config(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
         path = ".".join(str(p) for p in loc)
         if err["type"] == "extra_forbidden":
             valid = _fields_at(model, loc[:-1])
-            raise ConfigError(path, f"unknown key{nearest(str(loc[-1]), valid)}; "
-                                    f"expected one of {', '.join(valid)}") from None
+            raise ConfigError(
+                path, f"unknown key{nearest(str(loc[-1]), valid)}; expected one of {', '.join(valid)}"
+            ) from None
         cause = (err.get("ctx") or {}).get("error")
         if isinstance(cause, ConfigError):  # a validator that already names its key
             raise ConfigError(".".join(p for p in (path, cause.path) if p), cause.message) from None

@@ -32,11 +32,13 @@ mini-batch; `ppo_epochs` passes. When there is exactly one update per step (one
 epoch, one mini-batch) the old log-probs equal the current ones bit for bit, so they
 are taken from the update's own forward pass instead of a second, identical one.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import torch
 
@@ -48,11 +50,18 @@ class Policy(Protocol):
     eos_id: int
     pad_id: int
 
-    def generate(self, prompt_ids: list[list[int]], n: int, temperature: float,
-                 max_new_tokens: int, generator: torch.Generator) -> list[list[int]]: ...
+    def generate(
+        self,
+        prompt_ids: list[list[int]],
+        n: int,
+        temperature: float,
+        max_new_tokens: int,
+        generator: torch.Generator,
+    ) -> list[list[int]]: ...
 
-    def logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                 n_prompt: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def logprobs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_prompt: int
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     def decode(self, ids: Sequence[int]) -> str: ...
 
@@ -64,13 +73,14 @@ class Policy(Protocol):
 @dataclass
 class Rollout:
     """One step's sampled batch, padded (what the update and diagnostics read)."""
-    input_ids: torch.Tensor        # [B, P + R]
-    attention_mask: torch.Tensor   # [B, P + R]
-    response_mask: torch.Tensor    # [B, R] float, 1 on response tokens (EOS included)
-    n_prompt: int                  # P
+
+    input_ids: torch.Tensor  # [B, P + R]
+    attention_mask: torch.Tensor  # [B, P + R]
+    response_mask: torch.Tensor  # [B, R] float, 1 on response tokens (EOS included)
+    n_prompt: int  # P
     responses: list[list[int]]
     texts: list[str]
-    scores: torch.Tensor           # [B]
+    scores: torch.Tensor  # [B]
     group_ids: list[int]
 
 
@@ -83,24 +93,30 @@ def pack(prompts: list[list[int]], responses: list[list[int]], n: int, pad_id: i
     attn = torch.zeros((B, P + R), dtype=torch.long)
     for i, resp in enumerate(responses):
         prompt = prompts[i // n]
-        ids[i, P - len(prompt):P] = torch.tensor(prompt, dtype=torch.long)
-        ids[i, P:P + len(resp)] = torch.tensor(resp, dtype=torch.long)
-        attn[i, P - len(prompt):P + len(resp)] = 1
+        ids[i, P - len(prompt) : P] = torch.tensor(prompt, dtype=torch.long)
+        ids[i, P : P + len(resp)] = torch.tensor(resp, dtype=torch.long)
+        attn[i, P - len(prompt) : P + len(resp)] = 1
     return ids, attn, attn[:, P:].float(), P
 
 
-def rollout(policy: Policy, prompts: list[list[int]], answers: list[int], cfg,
-            generator: torch.Generator, score_fn: Callable[[str, int], float]) -> Rollout:
+def rollout(
+    policy: Policy,
+    prompts: list[list[int]],
+    answers: list[int],
+    cfg,
+    generator: torch.Generator,
+    score_fn: Callable[[str, int], float],
+) -> Rollout:
     n = cfg.rollout.n
     policy.eval()
     with torch.no_grad():
-        responses = policy.generate(prompts, n, cfg.rollout.temperature,
-                                    cfg.data.max_response_length, generator)
+        responses = policy.generate(
+            prompts, n, cfg.rollout.temperature, cfg.data.max_response_length, generator
+        )
     texts = [policy.decode(r) for r in responses]
     scores = torch.tensor([float(score_fn(t, answers[i // n])) for i, t in enumerate(texts)])
     ids, attn, resp_mask, P = pack(prompts, responses, n, policy.pad_id)
-    return Rollout(ids, attn, resp_mask, P, responses, texts, scores,
-                   [i // n for i in range(len(responses))])
+    return Rollout(ids, attn, resp_mask, P, responses, texts, scores, [i // n for i in range(len(responses))])
 
 
 #: Update metrics averaged over every optimizer step of a GRPO step (as verl does).
@@ -125,11 +141,20 @@ def _update(policy, ref_logp, old_logp, adv, ro: Rollout, optimizer, cfg, single
             logp, ent = policy.logprobs(ro.input_ids[sl], ro.attention_mask[sl], ro.n_prompt)
             old = logp.detach() if single else old_logp[sl]
             loss, values = algos.actor_loss(
-                logp, old, adv[sl], mask, entropy=ent, ref_log_prob=ref_logp[sl],
-                entropy_coeff=alg.entropy_coeff, kl_loss_coef=alg.kl_loss_coef,
-                kl_loss_type=alg.kl_loss_type, clip_low=alg.clip_ratio_low,
-                clip_high=alg.clip_ratio_high, clip_ratio_c=alg.clip_ratio_c,
-                agg=alg.loss_agg_mode)
+                logp,
+                old,
+                adv[sl],
+                mask,
+                entropy=ent,
+                ref_log_prob=ref_logp[sl],
+                entropy_coeff=alg.entropy_coeff,
+                kl_loss_coef=alg.kl_loss_coef,
+                kl_loss_type=alg.kl_loss_type,
+                clip_low=alg.clip_ratio_low,
+                clip_high=alg.clip_ratio_high,
+                clip_ratio_c=alg.clip_ratio_c,
+                agg=alg.loss_agg_mode,
+            )
             optimizer.zero_grad(set_to_none=True)
             if hasattr(optimizer, "apply_update"):  # engines owning backward/clip/step (DeepSpeed)
                 grad_norm = optimizer.apply_update(loss, act.grad_clip)
@@ -143,14 +168,22 @@ def _update(policy, ref_logp, old_logp, adv, ro: Rollout, optimizer, cfg, single
                 sums[key] = sums.get(key, 0.0) + float(value)
             if single:
                 taken = (logp.detach(), ent.detach())
-    n_updates = act.ppo_epochs * len(_mini_batches(ro.input_ids.shape[0], cfg.rollout.n,
-                                                   act.ppo_mini_batch_size))
+    n_updates = act.ppo_epochs * len(
+        _mini_batches(ro.input_ids.shape[0], cfg.rollout.n, act.ppo_mini_batch_size)
+    )
     return {k: v / n_updates for k, v in sums.items()}, taken
 
 
-def grpo_step(policy: Policy, ref_policy: Policy, optimizer: torch.optim.Optimizer, cfg,
-              prompts: list[list[int]], answers: list[int], generator: torch.Generator,
-              score_fn: Callable[[str, int], float]) -> tuple[dict[str, float], Rollout]:
+def grpo_step(
+    policy: Policy,
+    ref_policy: Policy,
+    optimizer: torch.optim.Optimizer,
+    cfg,
+    prompts: list[list[int]],
+    answers: list[int],
+    generator: torch.Generator,
+    score_fn: Callable[[str, int], float],
+) -> tuple[dict[str, float], Rollout]:
     """One GRPO step on `prompts` (with integer `answers`); `cfg` is a parsed GRPOConfig.
 
     Returns every key of `metrics.ALL_KEYS` except `step` (the trainer counts steps),
@@ -159,12 +192,18 @@ def grpo_step(policy: Policy, ref_policy: Policy, optimizer: torch.optim.Optimiz
     t0 = time.perf_counter()
     ro = rollout(policy, prompts, answers, cfg, generator, score_fn)
     t_gen = time.perf_counter() - t0
-    out = M.batch_metrics(ro.scores.tolist(), [len(r) for r in ro.responses], ro.group_ids,
-                          ro.texts, cfg.data.max_response_length)
+    out = M.batch_metrics(
+        ro.scores.tolist(),
+        [len(r) for r in ro.responses],
+        ro.group_ids,
+        ro.texts,
+        cfg.data.max_response_length,
+    )
     estimator = algos.ADV_ESTIMATORS[cfg.algorithm.adv_estimator]
     adv = algos.token_advantages(
         estimator(ro.scores, ro.group_ids, norm_by_std=cfg.algorithm.norm_adv_by_std_in_grpo),
-        ro.response_mask)
+        ro.response_mask,
+    )
     out[M.ADV_MEAN] = float(algos.masked_mean(adv, ro.response_mask))
     single = cfg.actor.ppo_epochs == 1 and cfg.actor.ppo_mini_batch_size == len(prompts)
     with torch.no_grad():

@@ -7,6 +7,7 @@ from a config reads and writes the same task text as the tiny backend, and the
 reward and connective metrics see the same words. `save_pretrained` gives a
 directory that transformers, TRL and vLLM load like any other tokenizer.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,7 +26,8 @@ def build_task_tokenizer():
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     # Words come back joined by single spaces, as the tiny tokenizer's decode does.
     core.decoder = decoders.WordPiece(prefix="\0", cleanup=False)
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token=BOS, eos_token=EOS,
-                                  pad_token=PAD, unk_token=UNK, padding_side="left")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token=BOS, eos_token=EOS, pad_token=PAD, unk_token=UNK, padding_side="left"
+    )
     tok.model_max_length = 1 << 20
     return tok

@@ -4,12 +4,13 @@ The names are verl's / Archer2.0's, so rules written against a real W&B run work
 unchanged on the tiny backend. Nothing else in the project spells these strings:
 import the constants from here.
 """
+
 from __future__ import annotations
 
 import math
 import re
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 STEP = "step"
 
@@ -44,11 +45,30 @@ TIME_STEP = "timing_s/step"
 
 #: Keys every backend reports on every step (DESIGN.md contract).
 ALL_KEYS: tuple[str, ...] = (
-    ENTROPY, PG_LOSS, KL_LOSS, PG_CLIPFRAC, PPO_KL, GRAD_NORM, LR,
-    SCORE_MEAN, SCORE_MAX, SCORE_MIN, ADV_MEAN,
-    RESP_LEN_MEAN, RESP_LEN_POS, RESP_LEN_NEG, RESP_CLIP_RATIO,
-    SOLVE_NONE, SOLVE_ALL, VALID, LOGICAL_CONNECTIVES,
-    THROUGHPUT, TIME_GEN, TIME_UPDATE, TIME_STEP, STEP,
+    ENTROPY,
+    PG_LOSS,
+    KL_LOSS,
+    PG_CLIPFRAC,
+    PPO_KL,
+    GRAD_NORM,
+    LR,
+    SCORE_MEAN,
+    SCORE_MAX,
+    SCORE_MIN,
+    ADV_MEAN,
+    RESP_LEN_MEAN,
+    RESP_LEN_POS,
+    RESP_LEN_NEG,
+    RESP_CLIP_RATIO,
+    SOLVE_NONE,
+    SOLVE_ALL,
+    VALID,
+    LOGICAL_CONNECTIVES,
+    THROUGHPUT,
+    TIME_GEN,
+    TIME_UPDATE,
+    TIME_STEP,
+    STEP,
 )
 
 #: The seed's monitoring table, in the order reports show it.
@@ -62,9 +82,37 @@ GIBBERISH_FRAC = "tiny/gibberish_frac"
 
 #: Archer2.0's reward manager counts these words (lower-cased, whole words).
 CONNECTIVE_WORDS: frozenset[str] = frozenset(
-    "alternatively although and because but either even hence however if just maybe "
-    "nevertheless neither nor only or perhaps possibly probably since so still then "
-    "therefore though thus while yet".split()
+    [
+        "alternatively",
+        "although",
+        "and",
+        "because",
+        "but",
+        "either",
+        "even",
+        "hence",
+        "however",
+        "if",
+        "just",
+        "maybe",
+        "nevertheless",
+        "neither",
+        "nor",
+        "only",
+        "or",
+        "perhaps",
+        "possibly",
+        "probably",
+        "since",
+        "so",
+        "still",
+        "then",
+        "therefore",
+        "though",
+        "thus",
+        "while",
+        "yet",
+    ]
 )
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
@@ -94,8 +142,10 @@ def batch_metrics(
     """
     n = len(scores)
     if not (n == len(response_lengths) == len(group_ids) == len(texts)) or n == 0:
-        raise ValueError(f"batch_metrics needs equal, non-empty inputs: {n=}, "
-                         f"{len(response_lengths)=}, {len(group_ids)=}, {len(texts)=}")
+        raise ValueError(
+            f"batch_metrics needs equal, non-empty inputs: {n=}, "
+            f"{len(response_lengths)=}, {len(group_ids)=}, {len(texts)=}"
+        )
     pos = [l for s, l in zip(scores, response_lengths) if s > 0]
     neg = [l for s, l in zip(scores, response_lengths) if s <= 0]
     groups: dict[int, list[float]] = defaultdict(list)

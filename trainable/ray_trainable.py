@@ -4,6 +4,7 @@ One `step()` of Tune = one GRPO step. Metric keys contain '/', which Tune accept
 as flat result keys. `done` is set when the trainer's budget is used up (or its
 external process exited), so no `stop=` dict is needed.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,10 +20,16 @@ class GRPOTrainable(tune.Trainable):
         # launch processes (command) want a unique name and a place for their output.
         config = dict(config)
         storage = getattr(self, "_storage", None)  # Ray's persistent trial dir (local storage)
-        config.setdefault("_trial", {"name": self.trial_name, "id": self.trial_id,
-                                     "dir": self.logdir,
-                                     "storage_dir": getattr(storage, "trial_fs_path", None),
-                                     "experiment": getattr(storage, "experiment_dir_name", None)})
+        config.setdefault(
+            "_trial",
+            {
+                "name": self.trial_name,
+                "id": self.trial_id,
+                "dir": self.logdir,
+                "storage_dir": getattr(storage, "trial_fs_path", None),
+                "experiment": getattr(storage, "experiment_dir_name", None),
+            },
+        )
         self._trial = config.pop("_trial")
         self._config = config
         self._trainer = None

@@ -6,10 +6,12 @@ several answers the last one wins (models restate and correct themselves). Only
 ASCII digits count, with an optional sign; a number of more than `MAX_DIGITS`
 digits is malformed. Nothing here raises on model output: garbage scores 0.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 MAX_DIGITS = 32
 """Longer digit runs are treated as garbage (and never reach `int()`'s size limit)."""
@@ -38,6 +40,7 @@ def _exact(formats: tuple[str, ...]) -> Callable[[str, int], float]:
     def score(text: str, answer: int) -> float:
         got = extract_answer(text, formats)
         return 1.0 if got is not None and got == answer else 0.0
+
     return score
 
 

@@ -8,6 +8,7 @@ direct `คำตอบ: N` answers, the shortcut a policy can fall back to. The
 trains on the whole train split; GRPO draws its prompts from the first
 `data.train_size` of it (`rl_train_set`), so they come back every few steps.
 """
+
 from __future__ import annotations
 
 import random
@@ -53,8 +54,7 @@ def rl_train_set(size: int | None, seed: int = 0) -> list[Problem]:
     """The RL prompts: the first `size` problems of the seeded train split (None = all)."""
     train, _ = split(seed)
     if size is not None and size > len(train):
-        raise ConfigError("data.train_size", f"the task's train split has {len(train)} "
-                          f"problems (got {size})")
+        raise ConfigError("data.train_size", f"the task's train split has {len(train)} problems (got {size})")
     return train[:size]
 
 
@@ -62,13 +62,19 @@ def encode_prompt(tok: Tokenizer, problem: Problem) -> list[int]:
     return [tok.bos_id, *tok.encode(problem.prompt)]
 
 
-_OPEN = ("first we multiply because multiplication comes before addition",
-         "multiplication comes before addition so we multiply first",
-         "we need the product first since multiplication comes before addition",
-         "first compute the product , then the sum")
+_OPEN = (
+    "first we multiply because multiplication comes before addition",
+    "multiplication comes before addition so we multiply first",
+    "we need the product first since multiplication comes before addition",
+    "first compute the product , then the sum",
+)
 _MUL = ("{b} * {c} = {p}", "{b} times {c} is {p}", "the product of {b} and {c} is {p}")
-_ADD = ("then {a} + {p} = {r}", "so {a} plus {p} gives {r}", "thus the sum {a} + {p} is {r}",
-        "now add {a} and {p} , hence {r}")
+_ADD = (
+    "then {a} + {p} = {r}",
+    "so {a} plus {p} gives {r}",
+    "thus the sum {a} + {p} is {r}",
+    "now add {a} and {p} , hence {r}",
+)
 _CLOSE = ("therefore the answer is {r}", "so our result is {r}", "hence the total is {r}", "")
 
 
@@ -79,8 +85,9 @@ def _filler(rng: random.Random, tok: Tokenizer, k: int) -> list[str]:
     return rng.choices(tok.filler, weights=weights, k=k)
 
 
-def worked_solution(problem: Problem, rng: random.Random, tok: Tokenizer,
-                    direct_fraction: float = 0.05, min_tokens: int = 50) -> str:
+def worked_solution(
+    problem: Problem, rng: random.Random, tok: Tokenizer, direct_fraction: float = 0.05, min_tokens: int = 50
+) -> str:
     """A response text (without the prompt) ending in `คำตอบ: N`."""
     r = problem.answer
     if rng.random() < direct_fraction:

@@ -6,6 +6,7 @@ values, so a step costs O(T) instead of recomputing the O(T²) prefix
 (`use_cache=False` recomputes it, for the benchmark). Prompts may be left-padded:
 `attention_mask` hides pad keys and positions count only real tokens.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,13 +27,14 @@ class Attention(nn.Module):
 
     def forward(self, x, mask, cache=None, start: int = 0):
         B, T, C = x.shape
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-                   for t in self.qkv(x).split(C, dim=2))
+        q, k, v = (
+            t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in self.qkv(x).split(C, dim=2)
+        )
         if cache is not None:  # write this chunk's keys/values, attend to everything so far
             k_cache, v_cache = cache
-            k_cache[:, :, start:start + T] = k
-            v_cache[:, :, start:start + T] = v
-            k, v = k_cache[:, :, :start + T], v_cache[:, :, :start + T]
+            k_cache[:, :, start : start + T] = k
+            v_cache[:, :, start : start + T] = v
+            k, v = k_cache[:, :, : start + T], v_cache[:, :, : start + T]
         if T == 1:  # decode step: plain attention beats the fused CPU kernel for one query
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
             y = torch.softmax(att.masked_fill(~mask, float("-inf")), dim=-1) @ v
@@ -85,21 +87,28 @@ class TinyGPT(nn.Module):
     def forward(self, idx: torch.Tensor, attention_mask: torch.Tensor | None = None):
         """Hidden states [B, T, d] of whole sequences (call `logits` on the slice you need)."""
         B, T = idx.shape
-        if T > self.max_len:
+        if self.max_len < T:
             raise ValueError(f"sequence longer than the model's max_len: {T=} {self.max_len=}")
         if attention_mask is None:
             attention_mask = torch.ones_like(idx)
         return self._hidden(idx, _positions(attention_mask), _full_mask(attention_mask))
 
     @torch.no_grad()
-    def generate(self, prompt: torch.Tensor, prompt_mask: torch.Tensor, max_new_tokens: int,
-                 temperature: float, generator: torch.Generator, eos_id: int, pad_id: int,
-                 use_cache: bool = True) -> torch.Tensor:
+    def generate(
+        self,
+        prompt: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float,
+        generator: torch.Generator,
+        eos_id: int,
+        pad_id: int,
+        use_cache: bool = True,
+    ) -> torch.Tensor:
         """Sample [B, ≤max_new_tokens] tokens; after a row's EOS the rest is `pad_id`."""
         B, P = prompt.shape
         if P + max_new_tokens > self.max_len:
-            raise ValueError(f"prompt + response exceed max_len: {P=} {max_new_tokens=} "
-                             f"{self.max_len=}")
+            raise ValueError(f"prompt + response exceed max_len: {P=} {max_new_tokens=} {self.max_len=}")
         seq = torch.full((B, P + max_new_tokens), pad_id, dtype=torch.long)
         seq[:, :P] = prompt
         mask = torch.zeros_like(seq)
@@ -114,12 +123,12 @@ class TinyGPT(nn.Module):
             seq[:, t] = torch.where(finished, pad_id, token)
             finished |= token == eos_id
             if bool(finished.all()) or t + 1 == P + max_new_tokens:
-                return seq[:, P:t + 1]
+                return seq[:, P : t + 1]
             if use_cache:
-                step_mask = mask[:, None, None, :t + 1].bool()
-                hidden = self._hidden(seq[:, t:t + 1], pos[:, t:t + 1], step_mask, caches, t)
+                step_mask = mask[:, None, None, : t + 1].bool()
+                hidden = self._hidden(seq[:, t : t + 1], pos[:, t : t + 1], step_mask, caches, t)
             else:
-                hidden = self._hidden(seq[:, :t + 1], pos[:, :t + 1], _full_mask(mask[:, :t + 1]))
+                hidden = self._hidden(seq[:, : t + 1], pos[:, : t + 1], _full_mask(mask[:, : t + 1]))
         return seq[:, P:]
 
     def _new_cache(self, batch: int, length: int):

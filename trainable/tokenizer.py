@@ -7,10 +7,11 @@ of the worked solutions, a pool of "thinking" filler words, and a large block of
 gibberish Unicode symbols. The gibberish block is what a policy pushed by a strong
 entropy bonus spreads its mass over, as the seed's model did with random Unicode.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 from trainable.metrics import CONNECTIVE_WORDS
 
@@ -20,18 +21,100 @@ MAX_NUMBER = 199
 OPERATORS = ("+", "-", "*", "=", "(", ")", ".", ",", ":")
 #: Words the worked solutions are built from (besides numbers and connectives).
 STRUCTURAL = tuple(
-    "first we need compute the product of and sum multiply add it to this gives is "
-    "get result value step next now let check answer number two numbers times plus "
-    "equals total which means our final rule multiplication comes before addition "
-    "a that do look at us right".split())
+    [
+        "first",
+        "we",
+        "need",
+        "compute",
+        "the",
+        "product",
+        "of",
+        "and",
+        "sum",
+        "multiply",
+        "add",
+        "it",
+        "to",
+        "this",
+        "gives",
+        "is",
+        "get",
+        "result",
+        "value",
+        "step",
+        "next",
+        "now",
+        "let",
+        "check",
+        "answer",
+        "number",
+        "two",
+        "numbers",
+        "times",
+        "plus",
+        "equals",
+        "total",
+        "which",
+        "means",
+        "our",
+        "final",
+        "rule",
+        "multiplication",
+        "comes",
+        "before",
+        "addition",
+        "a",
+        "that",
+        "do",
+        "look",
+        "at",
+        "us",
+        "right",
+    ]
+)
 VOCAB_SIZE = 4096
 N_FILLER = 500
-_ONSETS = "b c d f g h j k l m n p r s t v w z br cl dr fl gr pl st tr".split()
-_VOWELS = "a e i o u ai ea ou".split()
+_ONSETS = [
+    "b",
+    "c",
+    "d",
+    "f",
+    "g",
+    "h",
+    "j",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "v",
+    "w",
+    "z",
+    "br",
+    "cl",
+    "dr",
+    "fl",
+    "gr",
+    "pl",
+    "st",
+    "tr",
+]
+_VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou"]
 _CODAS = ["", "n", "r", "s", "l", "m", "x", "nd", "rt"]
 #: Unicode blocks the gibberish symbols are drawn from (all printable, no spaces).
-_GIBBERISH_BLOCKS = ((0x0400, 0x04FF), (0x0530, 0x058F), (0x10A0, 0x10FF), (0x1200, 0x137F),
-                     (0x2200, 0x22FF), (0x2500, 0x25FF), (0x3040, 0x30FF), (0x4E00, 0x9FFF))
+_GIBBERISH_BLOCKS = (
+    (0x0400, 0x04FF),
+    (0x0530, 0x058F),
+    (0x10A0, 0x10FF),
+    (0x1200, 0x137F),
+    (0x2200, 0x22FF),
+    (0x2500, 0x25FF),
+    (0x3040, 0x30FF),
+    (0x4E00, 0x9FFF),
+)
 
 
 def _filler_words(exclude: set[str]) -> list[str]:
@@ -47,8 +130,12 @@ def _filler_words(exclude: set[str]) -> list[str]:
 
 
 def _gibberish(count: int) -> list[str]:
-    chars = [chr(c) for lo, hi in _GIBBERISH_BLOCKS for c in range(lo, hi + 1)
-             if chr(c).isprintable() and not chr(c).isspace()]
+    chars = [
+        chr(c)
+        for lo, hi in _GIBBERISH_BLOCKS
+        for c in range(lo, hi + 1)
+        if chr(c).isprintable() and not chr(c).isspace()
+    ]
     if len(chars) < count:
         raise ValueError(f"not enough gibberish symbols: {len(chars)=} < {count=}")
     step = len(chars) / count  # spread over every block, not only the first ones

@@ -1,4 +1,5 @@
 """The Trainer protocol every backend implements, and `build_trainer`."""
+
 from __future__ import annotations
 
 from typing import Any, Protocol

@@ -12,6 +12,7 @@ The last `smooth_steps` use label smoothing: it leaves a little probability on e
 token (the gibberish block included). Without it the gibberish tokens have ~no mass
 and a strong entropy bonus can only spread over the filler words (ln 500 ≈ 6.2).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -58,8 +59,10 @@ def cache_dir() -> Path:
 
 def cache_key(model_cfg: TinyModelConfig, sft: SFTSettings) -> str:
     sizes = {k: getattr(model_cfg, k) for k in ("n_layer", "d_model", "n_head")}
-    blob = json.dumps({"model": sizes, "sft": asdict(sft), "vocab": len(get_tokenizer()),
-                       "task": TASK_VERSION}, sort_keys=True)
+    blob = json.dumps(
+        {"model": sizes, "sft": asdict(sft), "vocab": len(get_tokenizer()), "task": TASK_VERSION},
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -75,8 +78,8 @@ def _batch(tok: Tokenizer, problems, rng: random.Random, sft: SFTSettings):
     ids = torch.full((len(seqs), T), tok.pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), T - 1))
     for i, (s, start) in enumerate(zip(seqs, starts)):
-        ids[i, :len(s)] = torch.tensor(s)
-        mask[i, start - 1:len(s) - 1] = 1  # position t predicts token t + 1
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, start - 1 : len(s) - 1] = 1  # position t predicts token t + 1
     return ids, mask
 
 
@@ -97,16 +100,22 @@ def train_sft(model_cfg: TinyModelConfig, sft: SFTSettings) -> dict[str, torch.T
         ids, mask = _batch(tok, train, rng, sft)
         logits = model.logits(model(ids[:, :-1]))
         smoothing = sft.label_smoothing if step >= sft.steps - sft.smooth_steps else 0.0
-        loss = F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none",
-                               label_smoothing=smoothing)
+        loss = F.cross_entropy(
+            logits.transpose(1, 2), ids[:, 1:], reduction="none", label_smoothing=smoothing
+        )
         loss = (loss * mask).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 100 == 0 or step == sft.steps - 1:
-            log.info("warm start SFT step %d/%d loss %.3f (%.0f s)", step + 1, sft.steps,
-                     float(loss.detach()), time.perf_counter() - start)
+            log.info(
+                "warm start SFT step %d/%d loss %.3f (%.0f s)",
+                step + 1,
+                sft.steps,
+                float(loss.detach()),
+                time.perf_counter() - start,
+            )
     return model.state_dict()
 
 

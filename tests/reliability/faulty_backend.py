@@ -7,6 +7,7 @@ or fail only on the first attempt (to see retries). A fault can be limited to tr
 whose `algorithm.entropy_coeff` equals `faults.only_coeff`, so one sweep mixes faulty
 and healthy trials. It is a test double of a backend, not a model of GRPO.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,11 @@ class FaultyTrainer(FakeTrainer):
     def __init__(self, config: FaultyConfig):
         super().__init__(config)
         coeff = config.algorithm.entropy_coeff
-        chosen = [f for f in config.faults
-                  if f.only_coeff is None or math.isclose(coeff, f.only_coeff, rel_tol=1e-9)]
+        chosen = [
+            f
+            for f in config.faults
+            if f.only_coeff is None or math.isclose(coeff, f.only_coeff, rel_tol=1e-9)
+        ]
         self.active = bool(chosen)
         self.faults = chosen[0] if chosen else Faults()
         if config.attempt_log:

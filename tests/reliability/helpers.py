@@ -1,4 +1,5 @@
 """Shared pieces of the reliability suite: spec text, result readers, process checks."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,17 @@ FAULTY = "tests.reliability.faulty_backend:FaultyTrainer"
 OBJECTIVE = "critic/score/mean"
 
 
-def spec_data(tmp: Path, name: str, coeffs: list[float], *, steps: int = 8,
-              sleep_s: float = 0.02, faults: Optional[list[dict]] = None,
-              concurrent: int = 2, **sections: Any) -> dict:
+def spec_data(
+    tmp: Path,
+    name: str,
+    coeffs: list[float],
+    *,
+    steps: int = 8,
+    sleep_s: float = 0.02,
+    faults: Optional[list[dict]] = None,
+    concurrent: int = 2,
+    **sections: Any,
+) -> dict:
     """A deterministic sweep on the faulty backend: one trial per entropy_coeff in `coeffs`.
 
     Every trial's params come from `points_to_evaluate`, so the set of trials (and, the
@@ -27,17 +36,26 @@ def spec_data(tmp: Path, name: str, coeffs: list[float], *, steps: int = 8,
     """
     data = {
         "name": name,
-        "trainable": {"backend": FAULTY, "config": {
-            "trainer": {"total_steps": steps, "seed": 0},
-            "fake": {"sleep_s": sleep_s, "noise": 0.0},
-            "faults": faults or []}},
+        "trainable": {
+            "backend": FAULTY,
+            "config": {
+                "trainer": {"total_steps": steps, "seed": 0},
+                "fake": {"sleep_s": sleep_s, "noise": 0.0},
+                "faults": faults or [],
+            },
+        },
         "search": {
-            "metric": OBJECTIVE, "mode": "max", "num_samples": len(coeffs),
-            "max_concurrent": concurrent, "sampler": {"type": "tpe", "seed": 0},
+            "metric": OBJECTIVE,
+            "mode": "max",
+            "num_samples": len(coeffs),
+            "max_concurrent": concurrent,
+            "sampler": {"type": "tpe", "seed": 0},
             "space": {"algorithm.entropy_coeff": {"type": "choice", "values": list(coeffs)}},
-            "points_to_evaluate": [{"algorithm.entropy_coeff": c} for c in coeffs]},
-        "criteria": [{"name": "entropy_high", "metric": "actor/entropy", "op": ">",
-                      "value": 5.5, "after_step": 2}],
+            "points_to_evaluate": [{"algorithm.entropy_coeff": c} for c in coeffs],
+        },
+        "criteria": [
+            {"name": "entropy_high", "metric": "actor/entropy", "op": ">", "value": 5.5, "after_step": 2}
+        ],
         "storage": {"path": str(tmp / "results")},
         "tracking": {"wandb": {"mode": "disabled"}},
         "ray": {"num_cpus": 2},
@@ -88,9 +106,14 @@ def cli_env(**extra: str) -> dict:
 def start_cli(*args: str, log: Path, **env: str) -> subprocess.Popen:
     """`archer-sweep ARGS` as the leader of a new session, output to `log`."""
     out = open(log, "ab")
-    return subprocess.Popen([sys.executable, "-m", "archer_sweep.cli", *args], cwd=REPO,
-                            env=cli_env(**env), stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "archer_sweep.cli", *args],
+        cwd=REPO,
+        env=cli_env(**env),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def session_pids(sid: int) -> list[int]:
@@ -103,7 +126,7 @@ def session_pids(sid: int) -> list[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
+        fields = stat[stat.rfind(")") + 2 :].split()
         if fields[0] != "Z" and int(fields[3]) == sid:
             pids.append(int(entry))
     return pids
@@ -132,7 +155,7 @@ def descendants(root: int) -> list[int]:
                 stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
-            fields = stat[stat.rfind(")") + 2:].split()
+            fields = stat[stat.rfind(")") + 2 :].split()
             if fields[0] != "Z":
                 parent[int(entry)] = int(fields[1])
     found, frontier = [], [root]
@@ -147,8 +170,9 @@ def assert_no_ray_left(root: int, timeout: float = 15.0) -> None:
     """No raylet, GCS or `ray::` worker remains below `root` (after ray.shutdown)."""
     deadline = time.monotonic() + timeout
     while True:
-        left = [c for c in command_lines(descendants(root))
-                if "ray::" in c or "raylet" in c or "gcs_server" in c]
+        left = [
+            c for c in command_lines(descendants(root)) if "ray::" in c or "raylet" in c or "gcs_server" in c
+        ]
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.2)

@@ -5,20 +5,29 @@ After the resume the sweep is complete and equals one that was never interrupted
 trial was rerun or lost, `verdicts.jsonl` holds exactly one verdict per trial, and
 no Optuna trial number is duplicated or left RUNNING.
 """
+
 from __future__ import annotations
 
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from archer_sweep.analysis import load_sweep, summarize
-from tests.reliability.helpers import (command_lines, kill_session, last_reports, start_cli,
-                                       study_trials,
-                                       verdict_rows, wait_gone, spec_data, write_spec)
+from archer_sweep.results.analysis import load_sweep, summarize
+from tests.reliability.helpers import (
+    command_lines,
+    kill_session,
+    last_reports,
+    spec_data,
+    start_cli,
+    study_trials,
+    verdict_rows,
+    wait_gone,
+    write_spec,
+)
 
 COEFFS = [0.001, 0.03, 0.005, 0.02, 0.002]  # healthy and stopped:entropy_high trials
 NAME = "kill"
@@ -47,17 +56,25 @@ def outcome(sweep_dir: Path) -> list[tuple]:
     """What a user sees of the sweep, independent of trial ids: sorted (params, verdict,
     rule, verdict step, steps run, last key metrics)."""
     rows = summarize(load_sweep(sweep_dir))
-    return sorted((tuple(sorted(r.params.items())), r.verdict, r.rule, r.stop_step, r.steps,
-                   tuple(sorted((k, round(v, 9) if v is not None else None)
-                                for k, v in r.last.items())))
-                  for r in rows)
+    return sorted(
+        (
+            tuple(sorted(r.params.items())),
+            r.verdict,
+            r.rule,
+            r.stop_step,
+            r.steps,
+            tuple(sorted((k, round(v, 9) if v is not None else None) for k, v in r.last.items())),
+        )
+        for r in rows
+    )
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reference")
-    assert run_to_end("run", str(make_spec(tmp)), log=tmp / "run.log") == 0, \
-        (tmp / "run.log").read_text()[-3000:]
+    assert run_to_end("run", str(make_spec(tmp)), log=tmp / "run.log") == 0, (tmp / "run.log").read_text()[
+        -3000:
+    ]
     return outcome(tmp / "results" / NAME)
 
 
@@ -79,8 +96,7 @@ def kill_at(point: str, tmp: Path) -> dict:
     deadline = time.monotonic() + RUN_TIMEOUT_S
     try:
         while not KILL_POINTS[point](sweep_dir):
-            assert proc.poll() is None, f"run ended before {point}: " + \
-                (tmp / "run.log").read_text()[-2000:]
+            assert proc.poll() is None, f"run ended before {point}: " + (tmp / "run.log").read_text()[-2000:]
             assert time.monotonic() < deadline, f"kill point {point} never reached"
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)

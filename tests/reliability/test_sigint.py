@@ -1,5 +1,6 @@
 """Ctrl-C: SIGINT to the driver's process group stops the trials gracefully, saves the
 state, prints the resume command and exits non-zero; the resume then completes."""
+
 from __future__ import annotations
 
 import os
@@ -8,8 +9,16 @@ import time
 
 import pytest
 
-from tests.reliability.helpers import (command_lines, kill_session, start_cli, study_trials,
-                                       verdict_rows, wait_gone, spec_data, write_spec)
+from tests.reliability.helpers import (
+    command_lines,
+    kill_session,
+    spec_data,
+    start_cli,
+    study_trials,
+    verdict_rows,
+    wait_gone,
+    write_spec,
+)
 
 COEFFS = [0.001, 0.03, 0.005, 0.002]
 

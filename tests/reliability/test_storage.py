@@ -1,4 +1,5 @@
 """Storage faults: two processes on one sweep, a read-only results disk, secrets."""
+
 from __future__ import annotations
 
 import subprocess
@@ -7,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers import (kill_session, start_cli, verdict_rows, spec_data,
-                                       write_spec)
+from tests.reliability.helpers import kill_session, spec_data, start_cli, verdict_rows, write_spec
 
 SECRET_KEY = "wandb-k3y-never-on-disk-7f3a"
 SECRET_TOKEN = "spec-marked-s3cret-91c2"
@@ -31,8 +31,9 @@ def one_line_error(log: Path) -> str:
 
 
 def test_second_process_on_a_running_sweep_is_refused_and_secrets_stay_off_disk(tmp_path):
-    data = spec_data(tmp_path, "busy", [0.001, 0.03, 0.005], steps=6, sleep_s=0.2,
-                     tracking={"wandb": {"mode": "offline"}})
+    data = spec_data(
+        tmp_path, "busy", [0.001, 0.03, 0.005], steps=6, sleep_s=0.2, tracking={"wandb": {"mode": "offline"}}
+    )
     spec = write_spec(tmp_path, data)
     sweep_dir = tmp_path / "results" / "busy"
     env = {"WANDB_API_KEY": SECRET_KEY, "ARCHER_TEST_TOKEN": SECRET_TOKEN}
@@ -40,18 +41,22 @@ def test_second_process_on_a_running_sweep_is_refused_and_secrets_stay_off_disk(
     try:
         deadline = time.monotonic() + 120
         while not list(sweep_dir.glob("*/result.json")):
-            assert first.poll() is None and time.monotonic() < deadline, \
-                (tmp_path / "first.log").read_text()[-2000:]
+            assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[
+                -2000:
+            ]
             time.sleep(0.1)
         second = start_cli("resume", str(sweep_dir), log=tmp_path / "second.log")
         assert finish(second, 60) == 2
         line = one_line_error(tmp_path / "second.log")
-        assert line == (f"error: {sweep_dir}: another archer-sweep run is using this sweep "
-                        f"(pid {first.pid}); wait for it or choose another --name")
+        assert line == (
+            f"error: {sweep_dir}: another archer-sweep run is using this sweep "
+            f"(pid {first.pid}); wait for it or choose another --name"
+        )
         third = start_cli("run", str(spec), log=tmp_path / "third.log")
         assert finish(third, 60) == 2
         assert one_line_error(tmp_path / "third.log").startswith(
-            f"error: {sweep_dir} already holds a sweep (")
+            f"error: {sweep_dir} already holds a sweep ("
+        )
         assert finish(first) == 0, (tmp_path / "first.log").read_text()[-2000:]
     finally:
         kill_session(first.pid)
@@ -67,8 +72,9 @@ def test_second_process_on_a_running_sweep_is_refused_and_secrets_stay_off_disk(
 
 def _mount_tmpfs(path: Path, size: str = "16m") -> None:
     path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode()[:200]}")
 
@@ -91,11 +97,13 @@ def test_read_only_results_disk_fails_clearly_and_keeps_earlier_results(tmp_path
         assert finish(run, 60) == 2
         assert one_line_error(tmp_path / "run.log") == (
             f"error: {disk / 'results' / 'fresh'}: cannot write the results directory: "
-            "Read-only file system (expected a writable storage.path / --storage with free space)")
+            "Read-only file system (expected a writable storage.path / --storage with free space)"
+        )
         again = start_cli("resume", str(earlier), log=tmp_path / "resume.log")
         assert finish(again, 60) == 2
-        assert "cannot write the results directory: Read-only file system" in \
-            one_line_error(tmp_path / "resume.log")
+        assert "cannot write the results directory: Read-only file system" in one_line_error(
+            tmp_path / "resume.log"
+        )
         assert {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()} == before
         assert not (disk / "results" / "fresh").exists()
     finally:
@@ -119,9 +127,8 @@ def test_full_results_disk_fails_clearly_and_keeps_earlier_results(tmp_path):
         text = (tmp_path / "run.log").read_text()
         assert code == 1, text[-3000:]
         failed = [x for x in text.splitlines() if x.startswith("run failed: ")]
-        assert failed and ("disk is full" in failed[-1] or "No space left" in failed[-1]), \
-            text[-3000:]
-        assert (f"continue with: archer-sweep resume {disk / 'results' / 'filler'}" in text)
+        assert failed and ("disk is full" in failed[-1] or "No space left" in failed[-1]), text[-3000:]
+        assert f"continue with: archer-sweep resume {disk / 'results' / 'filler'}" in text
         assert (earlier / "verdicts.jsonl").read_bytes() == before
         assert spec.exists()
     finally:

@@ -4,6 +4,7 @@ Each faulty trial gets its own verdict with a reason, the other trials finish, r
 follow `failure.max_failures`, and the Optuna study never shows a faulty trial as
 COMPLETE with a made-up value.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,10 +13,19 @@ import os
 import pytest
 import ray
 
-from archer_sweep import cmd_run, runner
-from archer_sweep.spec import SweepSpec
-from tests.reliability.helpers import (OBJECTIVE, REPO, assert_no_ray_left, by_coeff,
-                                       last_reports, spec_data, study_trials, verdict_rows)
+from archer_sweep.engine import runner
+from archer_sweep.engine import sweep as cmd_run
+from archer_sweep.spec.model import SweepSpec
+from tests.reliability.helpers import (
+    OBJECTIVE,
+    REPO,
+    assert_no_ray_left,
+    by_coeff,
+    last_reports,
+    spec_data,
+    study_trials,
+    verdict_rows,
+)
 
 HEALTHY, CRASH, NAN, INF, HANG, CORRUPT, FLAKY = 0.001, 0.0011, 0.0012, 0.0013, 0.0014, 0.0015, 0.0016
 TIMEOUT_S = 5.0  # generous: a loaded CI box must not time out healthy steps
@@ -23,9 +33,14 @@ TIMEOUT_S = 5.0  # generous: a loaded CI box must not time out healthy steps
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "RAY_CHDIR_TO_TRIAL_DIR": "0",
-                                       "WANDB_MODE": "disabled"}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={
+            "env_vars": {"PYTHONPATH": str(REPO), "RAY_CHDIR_TO_TRIAL_DIR": "0", "WANDB_MODE": "disabled"}
+        },
+    )
     yield
     ray.shutdown()
     assert_no_ray_left(os.getpid())
@@ -46,14 +61,24 @@ def sweep(local_ray, tmp_path_factory):
         # crashes once at step 5 (after a good checkpoint at 4): the retry finishes the trial
         {"only_coeff": FLAKY, "raise_at_step": 5, "raise_once_marker": str(tmp / "flaky.once")},
     ]
-    data = spec_data(tmp, "faults", [HEALTHY, CRASH, NAN, INF, HANG, CORRUPT, FLAKY],
-                     faults=faults, failure={"max_failures": 1, "step_timeout_s": TIMEOUT_S})
+    data = spec_data(
+        tmp,
+        "faults",
+        [HEALTHY, CRASH, NAN, INF, HANG, CORRUPT, FLAKY],
+        faults=faults,
+        failure={"max_failures": 1, "step_timeout_s": TIMEOUT_S},
+    )
     data["trainable"]["config"]["attempt_log"] = str(attempts)
     spec = SweepSpec.model_validate(data)
     code = cmd_run.run(spec, live=False)
     sweep_dir = runner.sweep_dir_of(spec)
-    return {"code": code, "dir": sweep_dir, "rows": verdict_rows(sweep_dir),
-            "attempts": attempts.read_text().split("\n"), "spec": spec}
+    return {
+        "code": code,
+        "dir": sweep_dir,
+        "rows": verdict_rows(sweep_dir),
+        "attempts": attempts.read_text().split("\n"),
+        "spec": spec,
+    }
 
 
 def test_every_trial_gets_exactly_one_verdict_and_healthy_ones_finish(sweep):
@@ -115,13 +140,23 @@ def test_flaky_trial_resumed_from_its_checkpoint_not_from_scratch(sweep):
 def test_study_marks_faults_fail_or_pruned_never_complete(sweep):
     trials = {t.user_attrs["ray_trial_id"]: t for t in study_trials(sweep["dir"], "faults")}
     assert len(trials) == 7
-    expected = {HEALTHY: "COMPLETE", FLAKY: "COMPLETE", CRASH: "FAIL", CORRUPT: "FAIL",
-                NAN: "PRUNED", INF: "PRUNED", HANG: "PRUNED"}
+    expected = {
+        HEALTHY: "COMPLETE",
+        FLAKY: "COMPLETE",
+        CRASH: "FAIL",
+        CORRUPT: "FAIL",
+        NAN: "PRUNED",
+        INF: "PRUNED",
+        HANG: "PRUNED",
+    }
     for coeff, row in by_coeff(sweep["rows"]).items():
         t = trials[row["trial_id"]]
         assert t.state.name == expected[coeff], (coeff, t.state, row)
-        reported = [r[OBJECTIVE] for r in last_reports(sweep["dir"], row["trial_id"])
-                    if isinstance(r.get(OBJECTIVE), float) and math.isfinite(r[OBJECTIVE])]
+        reported = [
+            r[OBJECTIVE]
+            for r in last_reports(sweep["dir"], row["trial_id"])
+            if isinstance(r.get(OBJECTIVE), float) and math.isfinite(r[OBJECTIVE])
+        ]
         if t.state.name == "FAIL":
             assert t.value is None
         elif t.state.name == "PRUNED":  # Optuna keeps the last finite intermediate value

@@ -3,6 +3,7 @@
 Entries are import strings so that heavy backends (transformers, vLLM, DeepSpeed)
 load only when used.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,14 +26,22 @@ class BackendEntry:
 
 
 BACKENDS: dict[str, BackendEntry] = {
-    "tiny": BackendEntry("trainable.backends.tiny:TinyTrainer", "trainable.config:GRPOConfig",
-                         "embedded CPU world: small transformer on a synthetic arithmetic task",
-                         prepare="trainable.backends.tiny:prepare"),
-    "hf": BackendEntry("trainable.backends.hf:HFTrainer", "trainable.config:HFGRPOConfig",
-                       "transformers causal LM (Qwen3); vLLM rollouts + DeepSpeed on GPU"),
-    "command": BackendEntry("trainable.backends.command:CommandTrainer",
-                            "trainable.backends.command_config:CommandConfig",
-                            "external trainer process (Archer2.0 / verl) read from its logs"),
+    "tiny": BackendEntry(
+        "trainable.backends.tiny:TinyTrainer",
+        "trainable.config:GRPOConfig",
+        "embedded CPU world: small transformer on a synthetic arithmetic task",
+        prepare="trainable.backends.tiny:prepare",
+    ),
+    "hf": BackendEntry(
+        "trainable.backends.hf:HFTrainer",
+        "trainable.config:HFGRPOConfig",
+        "transformers causal LM (Qwen3); vLLM rollouts + DeepSpeed on GPU",
+    ),
+    "command": BackendEntry(
+        "trainable.backends.command:CommandTrainer",
+        "trainable.backends.command_config:CommandConfig",
+        "external trainer process (Archer2.0 / verl) read from its logs",
+    ),
 }
 
 
@@ -64,8 +73,10 @@ def backend_entry(name: str) -> BackendEntry:
     if ":" in name and name not in BACKENDS:
         return custom_backend_entry(name)
     if name not in BACKENDS:
-        raise ConfigError("backend", f"unknown backend `{name}`{nearest(name, list(BACKENDS))}; "
-                                     f"expected one of {', '.join(BACKENDS)}")
+        raise ConfigError(
+            "backend",
+            f"unknown backend `{name}`{nearest(name, list(BACKENDS))}; expected one of {', '.join(BACKENDS)}",
+        )
     return BACKENDS[name]
 
 
@@ -85,14 +96,19 @@ def custom_backend_entry(path: str) -> BackendEntry:
     try:
         cls = load_object(path)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError("backend", f"cannot import custom backend `{path}`: {exc} "
-                                     f"(expected `package.module:Class` importable from the "
-                                     f"working directory or PYTHONPATH)") from None
+        raise ConfigError(
+            "backend",
+            f"cannot import custom backend `{path}`: {exc} "
+            f"(expected `package.module:Class` importable from the "
+            f"working directory or PYTHONPATH)",
+        ) from None
     model = getattr(cls, "config_model", None)
-    config = (f"{model.__module__}:{model.__qualname__}" if model is not None
-              else "trainable.backends:CustomBackendConfig")
+    config = (
+        f"{model.__module__}:{model.__qualname__}"
+        if model is not None
+        else "trainable.backends:CustomBackendConfig"
+    )
     return BackendEntry(path, config, f"custom backend {path}")
-
 
 
 class CustomBackendConfig(BaseModel):

@@ -11,6 +11,7 @@ directory plus `resume_overrides` (verl: `trainer.resume_mode=auto`), so the ext
 trainer resumes from its own checkpoints; steps it reports again (those up to the saved
 step) are skipped.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,15 @@ from typing import Any, Optional
 from trainable import metrics as M
 from trainable.backends import verl_logs
 from trainable.backends.command_config import CommandConfig, flatten
-from trainable.backends.command_proc import (FileTail, OutputPump, drain, end_session,
-                                             live_processes, spawn, start_watchdog)
+from trainable.backends.command_proc import (
+    FileTail,
+    OutputPump,
+    drain,
+    end_session,
+    live_processes,
+    spawn,
+    start_watchdog,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +45,13 @@ ARGV_FILE = "trainer_argv.json"
 _UNQUOTED = re.compile(r"^[A-Za-z_/][A-Za-z0-9_\-+./@%*?|:]*$")
 _NOT_A_STRING = re.compile(r"^(?i:[-+]?(\d[\d_]*\.?\d*(e[-+]?\d+)?|inf|nan)|true|false|null)$")
 # Variables a Ray worker sets for itself; a trainer starting its own Ray must not inherit them.
-_RAY_WORKER_VARS = ("RAY_RAYLET_PID", "RAY_JOB_ID", "RAY_CLIENT_MODE", "RAY_LD_PRELOAD_ON_WORKERS",
-                    "RAY_ADDRESS")
+_RAY_WORKER_VARS = (
+    "RAY_RAYLET_PID",
+    "RAY_JOB_ID",
+    "RAY_CLIENT_MODE",
+    "RAY_LD_PRELOAD_ON_WORKERS",
+    "RAY_ADDRESS",
+)
 
 
 class TrainerExited(RuntimeError):
@@ -74,8 +87,7 @@ def _override_args(overrides: dict[str, Any] | list[str]) -> dict[str, str]:
     return {k.lstrip("+~"): f"{k}={hydra_value(v)}" for k, v in flatten(overrides).items()}
 
 
-def build_argv(cfg: CommandConfig, experiment_name: str, output_dir: str,
-               resumed: bool = False) -> list[str]:
+def build_argv(cfg: CommandConfig, experiment_name: str, output_dir: str, resumed: bool = False) -> list[str]:
     """The trainer's argv: command, fixed overrides, search values, per-trial keys.
 
     A later source replaces an earlier one for the same key (each key appears once,
@@ -113,7 +125,7 @@ class CommandTrainer:
         self._proc = None
         self._watchdog_pid = 0
         self._pump: Optional[OutputPump] = None
-        self._lines: "queue.Queue[str]" = queue.Queue()
+        self._lines: queue.Queue[str] = queue.Queue()
         self._tail_file: Optional[FileTail] = None
         self._pending: dict[int, dict[str, float]] = {}  # logged, not yet reported, by step
         self._early: dict[str, float] = {}  # step-0 records (validation before training)
@@ -190,8 +202,7 @@ class CommandTrainer:
             raise TrainerExited(f"could not start the trainer {argv[0]!r}: {exc}") from None
         self._watchdog_pid = start_watchdog(self._proc.pid, self.config.grace_period_s)
         on_line = self._lines.put if self.config.metrics.source == "console" else None
-        self._pump = OutputPump(self._proc.stdout, self.log_path, self.config.log_tail_lines,
-                                on_line)
+        self._pump = OutputPump(self._proc.stdout, self.log_path, self.config.log_tail_lines, on_line)
         if self.config.metrics.source == "jsonl":
             self._tail_file = FileTail(self._metrics_path())
         self._last_report = time.monotonic()
@@ -219,12 +230,16 @@ class CommandTrainer:
         keeps an error's last line, so that line names the cause and the last log line."""
         tail = list(self._pump.tail) if self._pump else []
         last = next((ln.strip() for ln in reversed(tail) if ln.strip()), "(no output)")
-        return (f"last {len(tail)} lines of {self.log_path}:\n" + "\n".join(tail)
-                + f"\n{summary}; last log line: {last}")
+        return (
+            f"last {len(tail)} lines of {self.log_path}:\n"
+            + "\n".join(tail)
+            + f"\n{summary}; last log line: {last}"
+        )
 
     def _exit_error(self, code: int) -> TrainerExited:
-        return TrainerExited(self._failure_text(
-            f"trainer exited with code {code} after step {self.step_count}"))
+        return TrainerExited(
+            self._failure_text(f"trainer exited with code {code} after step {self.step_count}")
+        )
 
     def _finished(self) -> bool:
         """Poll the process; after it exited, read the rest of its output."""
@@ -252,9 +267,12 @@ class CommandTrainer:
             if exited:
                 if self._exit_code:
                     raise self._exit_error(self._exit_code)
-                raise TrainerExited(self._failure_text(
-                    f"trainer exited with code 0 after step {self.step_count}, before "
-                    f"total_steps={self.config.steps_budget()}"))
+                raise TrainerExited(
+                    self._failure_text(
+                        f"trainer exited with code 0 after step {self.step_count}, before "
+                        f"total_steps={self.config.steps_budget()}"
+                    )
+                )
             self._check_timeout()
             time.sleep(0.05)
 
@@ -264,9 +282,12 @@ class CommandTrainer:
             limit = self.config.start_timeout_s or limit
         if limit is not None and time.monotonic() - self._last_report > limit:
             self.close()
-            raise TimeoutError(self._failure_text(
-                f"no step from the trainer for {limit:g}s after step {self.step_count} "
-                "(step_timeout_s); its processes were ended"))
+            raise TimeoutError(
+                self._failure_text(
+                    f"no step from the trainer for {limit:g}s after step {self.step_count} "
+                    "(step_timeout_s); its processes were ended"
+                )
+            )
 
     def _report(self, rec: verl_logs.StepRecord) -> dict[str, float]:
         metrics = {**self._early, **rec.metrics}
@@ -294,9 +315,12 @@ class CommandTrainer:
         return self._finished() and self._exit_code == 0 and not self._pending
 
     def save(self, directory: str) -> None:
-        state = {"step": self.step_count, "experiment_name": self.experiment_name,
-                 "output_dir": str(self.output_dir), "trial": {k: self.trial.get(k) for k in
-                                                            ("id", "experiment")}}
+        state = {
+            "step": self.step_count,
+            "experiment_name": self.experiment_name,
+            "output_dir": str(self.output_dir),
+            "trial": {k: self.trial.get(k) for k in ("id", "experiment")},
+        }
         Path(directory, STATE_FILE).write_text(json.dumps(state))
 
     def load(self, directory: str | dict) -> None:

@@ -16,6 +16,7 @@ own name when unmapped. Fixed settings go in `overrides`.
         metrics: {source: console}
         total_steps: 150
 """
+
 from __future__ import annotations
 
 import re
@@ -55,7 +56,7 @@ VERL_KEY_MAP: dict[str, str] = {
 (e.g. `data.train_batch_size`, `algorithm.adv_estimator`) are the same in verl."""
 
 VERL_METRIC_MAP: dict[str, str] = {
-    "actor/entropy_loss": M.ENTROPY,          # verl < 0.4 logged the mean entropy under this name
+    "actor/entropy_loss": M.ENTROPY,  # verl < 0.4 logged the mean entropy under this name
     "timing_s/update_actor": M.TIME_UPDATE,
     "perf/throughput": M.THROUGHPUT,
     "training/global_step": M.STEP,
@@ -160,7 +161,8 @@ class CommandConfig(_Section):
     output_root: Optional[str] = None
     """Directory holding each trial's output directory (default: the trial's Ray directory)."""
     resume_overrides: Union[dict[str, Any], list[str]] = Field(
-        default_factory=lambda: {"trainer.resume_mode": "auto"})
+        default_factory=lambda: {"trainer.resume_mode": "auto"}
+    )
     """Overrides added when a trial restarts from a checkpoint: the trainer resumes from its own
     checkpoints in its output directory (verl: `trainer.resume_mode=auto`)."""
     log_tail_lines: int = Field(30, ge=1, le=1000)
@@ -181,21 +183,28 @@ class CommandConfig(_Section):
         return data
 
     @model_validator(mode="after")
-    def _check(self) -> "CommandConfig":
+    def _check(self) -> CommandConfig:
         search = self.search_values()
         for key in self.key_map:
             if key not in search:
-                raise ConfigError(f"key_map.{key}", f"no search key `{key}` in the config"
-                                  f"{nearest(key, list(search))}; give it a value (e.g. "
-                                  f"`{key.partition('.')[0]}: {{{key.partition('.')[2]}: …}}`)")
+                raise ConfigError(
+                    f"key_map.{key}",
+                    f"no search key `{key}` in the config"
+                    f"{nearest(key, list(search))}; give it a value (e.g. "
+                    f"`{key.partition('.')[0]}: {{{key.partition('.')[2]}: …}}`)",
+                )
         fixed = self.fixed_overrides()
         for key in (self.experiment_name_key, self.output_dir_key):
             if key in fixed:
-                raise ConfigError(f"overrides.{key}", "is set per trial by archer-sweep "
-                                  "(use experiment_prefix / output_root)")
+                raise ConfigError(
+                    f"overrides.{key}",
+                    "is set per trial by archer-sweep (use experiment_prefix / output_root)",
+                )
         self._check_logger(fixed)
-        for key, name, want in ((self.gpus_key, "gpus_per_trial", self.gpus_per_trial),
-                                (self.total_steps_key, "total_steps", self.total_steps)):
+        for key, name, want in (
+            (self.gpus_key, "gpus_per_trial", self.gpus_per_trial),
+            (self.total_steps_key, "total_steps", self.total_steps),
+        ):
             given = fixed.get(key) if key else None
             if want and given is not None and str(given) != str(want):
                 raise ConfigError(f"overrides.{key}", f"{given!r} disagrees with {name}={want}")
@@ -206,13 +215,19 @@ class CommandConfig(_Section):
         loggers = {**fixed, **self.search_values()}.get(LOGGER_KEY)
         if loggers is None:
             return
-        names = ([str(x) for x in loggers] if isinstance(loggers, (list, tuple))
-                 else re.findall(r"[A-Za-z_]+", str(loggers)))
+        names = (
+            [str(x) for x in loggers]
+            if isinstance(loggers, (list, tuple))
+            else re.findall(r"[A-Za-z_]+", str(loggers))
+        )
         want = {"console": "console", "jsonl": "file"}[self.metrics.source]
         if want not in names:
-            raise ConfigError(f"overrides.{LOGGER_KEY}", f"{loggers!r} lacks {want!r}, which "
-                              f"metrics.source {self.metrics.source} reads (expected e.g. "
-                              f"[{', '.join([*names, want])}])")
+            raise ConfigError(
+                f"overrides.{LOGGER_KEY}",
+                f"{loggers!r} lacks {want!r}, which "
+                f"metrics.source {self.metrics.source} reads (expected e.g. "
+                f"[{', '.join([*names, want])}])",
+            )
 
     def search_values(self) -> dict[str, Any]:
         """Every search key with its value: the sections' keys dotted, then `params`."""

@@ -10,6 +10,7 @@ that session, not only the group: a Python driver below a wrapper script may mov
 itself (and the Ray daemons it starts) into a new process group with `setpgrp`, but
 nothing short of `setsid` leaves the session. Linux `/proc` is read to find them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,9 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ def _stat_fields(pid: int) -> Optional[tuple[str, int, int]]:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    rest = raw[raw.rfind(")") + 2:].split()  # the command name may contain spaces and ')'
+    rest = raw[raw.rfind(")") + 2 :].split()  # the command name may contain spaces and ')'
     return rest[0], int(rest[2]), int(rest[3])
 
 
@@ -84,8 +86,9 @@ def end_session_id(sid: int, grace_s: float, reap: Callable[[], object] = lambda
             return
         time.sleep(0.05)
     left = _signal_session(sid, signal.SIGKILL)
-    log.warning("trainer session %d: %d process(es) ignored SIGTERM for %.0fs; sent SIGKILL",
-                sid, left, grace_s)
+    log.warning(
+        "trainer session %d: %d process(es) ignored SIGTERM for %.0fs; sent SIGKILL", sid, left, grace_s
+    )
 
 
 def end_session(proc: subprocess.Popen, grace_s: float) -> Optional[int]:
@@ -120,9 +123,13 @@ def start_watchdog(sid: int, grace_s: float) -> int:
     Detached because Ray kills a worker's direct children when the worker dies; a process
     reparented to init (own session) survives to end the trainer's session.
     """
-    starter = subprocess.Popen([sys.executable, os.path.abspath(__file__), str(sid),
-                                str(os.getpid()), str(grace_s)], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, start_new_session=True, close_fds=True)
+    starter = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), str(sid), str(os.getpid()), str(grace_s)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+        close_fds=True,
+    )
     pid = int(starter.stdout.readline() or 0)
     starter.stdout.close()
     starter.wait()
@@ -133,8 +140,9 @@ class OutputPump:
     """Copies the trainer's merged stdout/stderr to a log file, keeps the last lines,
     and hands each complete line to `on_line` (from a daemon thread)."""
 
-    def __init__(self, stream, log_path: Path, tail_lines: int,
-                 on_line: Optional[Callable[[str], None]] = None):
+    def __init__(
+        self, stream, log_path: Path, tail_lines: int, on_line: Optional[Callable[[str], None]] = None
+    ):
         self.tail: deque[str] = deque(maxlen=tail_lines)
         self._stream, self._log_path, self._on_line = stream, log_path, on_line
         self._thread = threading.Thread(target=self._run, name="trainer-output", daemon=True)
@@ -176,12 +184,19 @@ class FileTail:
 
 def spawn(argv: list[str], cwd: str, env: dict[str, str]) -> subprocess.Popen:
     """Start the trainer as a new session leader; argv is a list, never a shell string."""
-    return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True, shell=False)
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        shell=False,
+    )
 
 
-def drain(q: "queue.Queue") -> list:
+def drain(q: queue.Queue) -> list:
     items = []
     while True:
         try:

@@ -5,6 +5,7 @@ with the install hint, and `pick_engines` decides (from the config's `auto` / na
 choices and whether a GPU is present) which engines a trainer uses. The CPU
 fallbacks (HF `generate`, torch AdamW) live in `hf.py`.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -26,8 +27,10 @@ def require(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise ImportError(f"the hf backend needs `{module}` for this config but it is not "
-                          f"installed ({exc}); install it with: {INSTALL_HINT}") from None
+        raise ImportError(
+            f"the hf backend needs `{module}` for this config but it is not "
+            f"installed ({exc}); install it with: {INSTALL_HINT}"
+        ) from None
 
 
 def installed(module: str) -> bool:
@@ -41,16 +44,19 @@ def pick_engines(rollout: str, update: str, has_gpu: Optional[bool] = None) -> t
     naming a GPU engine without a GPU is a config error, not a silent fallback.
     """
     gpu = torch.cuda.is_available() if has_gpu is None else has_gpu
-    choices = {"model.rollout_engine": (rollout, "vllm", "hf"),
-               "model.update_engine": (update, "deepspeed", "torch")}
+    choices = {
+        "model.rollout_engine": (rollout, "vllm", "hf"),
+        "model.update_engine": (update, "deepspeed", "torch"),
+    }
     picked = []
     for key, (want, gpu_engine, cpu_engine) in choices.items():
         if want == "auto":
             picked.append(gpu_engine if gpu and installed(gpu_engine) else cpu_engine)
             continue
         if want == gpu_engine and not gpu:
-            raise ConfigError(key, f"`{gpu_engine}` needs a CUDA GPU and none is visible "
-                                   f"(use `auto` or `{cpu_engine}`)")
+            raise ConfigError(
+                key, f"`{gpu_engine}` needs a CUDA GPU and none is visible (use `auto` or `{cpu_engine}`)"
+            )
         picked.append(want)
     return picked[0], picked[1]
 
@@ -83,25 +89,46 @@ class VLLMRollout:
     the current policy. Token ids in, token ids out (no vLLM tokenizer).
     """
 
-    def __init__(self, model_dir: str, dtype: str, max_model_len: int, eos_id: int,
-                 gpu_memory_utilization: float, seed: int):
+    def __init__(
+        self,
+        model_dir: str,
+        dtype: str,
+        max_model_len: int,
+        eos_id: int,
+        gpu_memory_utilization: float,
+        seed: int,
+    ):
         # In-process engine: the trainer reaches its model to push weights (as TRL's colocate mode).
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         vllm = require("vllm")
         init_single_process_group()
         self.eos_id = eos_id
-        self.llm = vllm.LLM(model=model_dir, dtype=dtype, max_model_len=max_model_len,
-                            gpu_memory_utilization=gpu_memory_utilization, seed=seed,
-                            skip_tokenizer_init=True, enforce_eager=True,
-                            distributed_executor_backend="external_launcher",
-                            generation_config="vllm")  # ignore the model's sampling defaults
+        self.llm = vllm.LLM(
+            model=model_dir,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            seed=seed,
+            skip_tokenizer_init=True,
+            enforce_eager=True,
+            distributed_executor_backend="external_launcher",
+            generation_config="vllm",
+        )  # ignore the model's sampling defaults
         self._vllm = vllm
 
-    def generate(self, prompt_ids: list[list[int]], n: int, temperature: float,
-                 max_new_tokens: int, seed: int) -> list[list[int]]:
-        params = self._vllm.SamplingParams(n=n, temperature=temperature, top_p=1.0, top_k=-1,
-                                           max_tokens=max_new_tokens, seed=seed,
-                                           stop_token_ids=[self.eos_id], detokenize=False)
+    def generate(
+        self, prompt_ids: list[list[int]], n: int, temperature: float, max_new_tokens: int, seed: int
+    ) -> list[list[int]]:
+        params = self._vllm.SamplingParams(
+            n=n,
+            temperature=temperature,
+            top_p=1.0,
+            top_k=-1,
+            max_tokens=max_new_tokens,
+            seed=seed,
+            stop_token_ids=[self.eos_id],
+            detokenize=False,
+        )
         prompts = [{"prompt_token_ids": p} for p in prompt_ids]
         outs = self.llm.generate(prompts, params, use_tqdm=False)
         return [list(c.token_ids) for o in outs for c in o.outputs]  # prompt-major, n each
@@ -124,23 +151,35 @@ class DeepSpeedOptimizer:
     scaling) and step with its own gradient clipping, and returns the global grad norm.
     """
 
-    def __init__(self, model: torch.nn.Module, zero_stage: int, lr: float, weight_decay: float,
-                 grad_clip: float, dtype: str):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        zero_stage: int,
+        lr: float,
+        weight_decay: float,
+        grad_clip: float,
+        dtype: str,
+    ):
         deepspeed = require("deepspeed")
         init_single_process_group()
         self.zero_stage = zero_stage
         ds_config = {
-            "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1,
-            "gradient_clipping": grad_clip, "zero_optimization": {"stage": zero_stage},
-            "bf16": {"enabled": dtype == "bfloat16"}, "fp16": {"enabled": dtype == "float16"},
+            "train_micro_batch_size_per_gpu": 1,
+            "gradient_accumulation_steps": 1,
+            "gradient_clipping": grad_clip,
+            "zero_optimization": {"stage": zero_stage},
+            "bf16": {"enabled": dtype == "bfloat16"},
+            "fp16": {"enabled": dtype == "float16"},
             # torch's AdamW rather than DeepSpeed's fused one, which JIT-compiles a CUDA op.
             "zero_allow_untested_optimizer": True,
-            "steps_per_print": 1 << 30, "wall_clock_breakdown": False,
+            "steps_per_print": 1 << 30,
+            "wall_clock_breakdown": False,
         }
         params = [p for p in model.parameters() if p.requires_grad]
         adamw = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
-            model=model, optimizer=adamw, model_parameters=params, config=ds_config)
+            model=model, optimizer=adamw, model_parameters=params, config=ds_config
+        )
 
     @property
     def param_groups(self) -> list[dict]:

@@ -6,12 +6,13 @@ generators and the step counter, and runs `grpo.grpo_step`. Everything random co
 from two seeded `torch.Generator`s that are saved in checkpoints, so the same seed
 gives the same metrics and save → load → step equals the uninterrupted step.
 """
+
 from __future__ import annotations
 
 import copy
 import logging
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -34,21 +35,28 @@ class TinyPolicy:
         self.model, self.tok = model, tok
         self.eos_id, self.pad_id = tok.eos_id, tok.pad_id
 
-    def generate(self, prompt_ids: list[list[int]], n: int, temperature: float,
-                 max_new_tokens: int, generator: torch.Generator) -> list[list[int]]:
+    def generate(
+        self,
+        prompt_ids: list[list[int]],
+        n: int,
+        temperature: float,
+        max_new_tokens: int,
+        generator: torch.Generator,
+    ) -> list[list[int]]:
         rows = [p for p in prompt_ids for _ in range(n)]
         P = max(map(len, rows))
         prompt = torch.full((len(rows), P), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(prompt)
         for i, p in enumerate(rows):
-            prompt[i, P - len(p):] = torch.tensor(p)
-            mask[i, P - len(p):] = 1
-        out = self.model.generate(prompt, mask, max_new_tokens, temperature, generator,
-                                  self.eos_id, self.pad_id)
-        return [r[:r.index(self.eos_id) + 1] if self.eos_id in r else r for r in out.tolist()]
+            prompt[i, P - len(p) :] = torch.tensor(p)
+            mask[i, P - len(p) :] = 1
+        out = self.model.generate(
+            prompt, mask, max_new_tokens, temperature, generator, self.eos_id, self.pad_id
+        )
+        return [r[: r.index(self.eos_id) + 1] if self.eos_id in r else r for r in out.tolist()]
 
     def logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_prompt: int):
-        hidden = self.model(input_ids, attention_mask)[:, n_prompt - 1:-1]
+        hidden = self.model(input_ids, attention_mask)[:, n_prompt - 1 : -1]
         # Vocabulary projections only where a response token is (padding is ~20% of [B, R]).
         real = attention_mask[:, n_prompt:].bool()
         logits = self.model.logits(hidden[real])
@@ -70,12 +78,16 @@ class TinyPolicy:
 
 def _check_sizes(cfg: GRPOConfig, prompt_len: int, max_len: int) -> None:
     if cfg.data.max_prompt_length < prompt_len:
-        raise ConfigError("data.max_prompt_length", f"the tiny task's prompts have {prompt_len} "
-                          f"tokens (got {cfg.data.max_prompt_length})")
+        raise ConfigError(
+            "data.max_prompt_length",
+            f"the tiny task's prompts have {prompt_len} tokens (got {cfg.data.max_prompt_length})",
+        )
     if prompt_len + cfg.data.max_response_length > max_len:
-        raise ConfigError("data.max_response_length",
-                          f"prompt ({prompt_len}) + response must fit the model's {max_len} "
-                          f"positions (got {cfg.data.max_response_length})")
+        raise ConfigError(
+            "data.max_response_length",
+            f"prompt ({prompt_len}) + response must fit the model's {max_len} "
+            f"positions (got {cfg.data.max_response_length})",
+        )
 
 
 class TinyTrainer:
@@ -91,8 +103,9 @@ class TinyTrainer:
         _check_sizes(config, prompt_len, self.model.max_len)
         ref_model = copy.deepcopy(self.model).requires_grad_(False)
         self.policy, self.ref = TinyPolicy(self.model, self.tok), TinyPolicy(ref_model, self.tok)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.actor.lr,
-                                           weight_decay=config.actor.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.actor.lr, weight_decay=config.actor.weight_decay
+        )
         seed = config.trainer.seed
         self.data_gen = torch.Generator().manual_seed(2 * seed)
         self.sample_gen = torch.Generator().manual_seed(2 * seed + 1)
@@ -107,35 +120,50 @@ class TinyTrainer:
             model.load_state_dict(load_or_build(sizes, sft))
             return model
         torch.manual_seed(config.trainer.seed)
-        return TinyGPT(sizes, len(get_tokenizer()),
-                       config.data.max_prompt_length + config.data.max_response_length)
+        return TinyGPT(
+            sizes, len(get_tokenizer()), config.data.max_prompt_length + config.data.max_response_length
+        )
 
     def _batch(self) -> tuple[list[list[int]], list[int]]:
         order = torch.randperm(len(self.train_set), generator=self.data_gen)
-        problems = [self.train_set[i] for i in order[:self.config.data.train_batch_size]]
+        problems = [self.train_set[i] for i in order[: self.config.data.train_batch_size]]
         return [tasks.encode_prompt(self.tok, p) for p in problems], [p.answer for p in problems]
 
     def step(self) -> dict[str, float]:
         if self.done():
-            raise RuntimeError(f"step budget used: {self.step_count=} "
-                               f"trainer.total_steps={self.config.trainer.total_steps}")
+            raise RuntimeError(
+                f"step budget used: {self.step_count=} trainer.total_steps={self.config.trainer.total_steps}"
+            )
         prompts, answers = self._batch()
-        out, ro = grpo.grpo_step(self.policy, self.ref, self.optimizer, self.config, prompts,
-                                 answers, self.sample_gen, rewards.score)
+        out, ro = grpo.grpo_step(
+            self.policy,
+            self.ref,
+            self.optimizer,
+            self.config,
+            prompts,
+            answers,
+            self.sample_gen,
+            rewards.score,
+        )
         self.step_count += 1
         out[M.STEP] = float(self.step_count)
         tokens = [t for r in ro.responses for t in r if t != self.tok.eos_id]
-        out[M.GIBBERISH_FRAC] = (sum(map(self.tok.is_gibberish, tokens)) / len(tokens)
-                                 if tokens else 0.0)
+        out[M.GIBBERISH_FRAC] = sum(map(self.tok.is_gibberish, tokens)) / len(tokens) if tokens else 0.0
         return out
 
     def save(self, directory: str) -> None:
         os.makedirs(directory, exist_ok=True)
-        torch.save({"model": self.model.state_dict(), "ref": self.ref.model.state_dict(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "data_gen": self.data_gen.get_state(),
-                    "sample_gen": self.sample_gen.get_state(), "step": self.step_count},
-                   os.path.join(directory, CHECKPOINT))
+        torch.save(
+            {
+                "model": self.model.state_dict(),
+                "ref": self.ref.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "data_gen": self.data_gen.get_state(),
+                "sample_gen": self.sample_gen.get_state(),
+                "step": self.step_count,
+            },
+            os.path.join(directory, CHECKPOINT),
+        )
 
     def load(self, directory: str) -> None:
         state = torch.load(os.path.join(directory, CHECKPOINT), weights_only=True)

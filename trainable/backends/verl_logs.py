@@ -17,13 +17,15 @@ backend, history import and tests share one code path. A line that is not a metr
 record parses to None; a malformed item inside a metric line is dropped, the rest
 of the line kept.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Optional
+from typing import Optional
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _REPEATED = re.compile(r"\s*\[repeated \d+x across cluster\]\s*$")
@@ -31,8 +33,7 @@ _REPEATED = re.compile(r"\s*\[repeated \d+x across cluster\]\s*$")
 _STEP = re.compile(r"(?:^|\)\s|^\s+)step:\s*(-?\d+)(?=\s*(?: - |$))")
 # numpy 2 reprs (`np.float64(0.5)`), torch-free: keep the number inside.
 _NP_WRAP = re.compile(r"^(?:np|numpy)\.[a-z]+\d*\((.*)\)$")
-_SPECIAL = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "+inf": math.inf,
-            "true": 1.0, "false": 0.0}
+_SPECIAL = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "+inf": math.inf, "true": 1.0, "false": 0.0}
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def parse_console_line(line: str) -> Optional[StepRecord]:
     if not m:
         return None
     metrics: dict[str, float] = {}
-    for item in text[m.end():].split(" - "):
+    for item in text[m.end() :].split(" - "):
         key, sep, value = item.strip().rpartition(":")
         if not sep or not key or " " in key:
             continue

@@ -1,0 +1,51 @@
+"""`archer-sweep analyze DIR [--json]`: one row per trial (params, status, verdict, stop
+reason, last/best key metrics)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from archer_sweep.results.analysis import load_sweep, summarize
+from archer_sweep.tables import fmt, md_table, short_param
+from trainable import metrics as M
+
+
+def render(rows, space_keys) -> str:
+    headers = ["trial", *map(short_param, space_keys), "status", "verdict", "stop", "steps"]
+    for m in M.KEY_METRICS:
+        headers += [f"{m} last", f"{m} best"]
+    body = []
+    for s in rows:
+        stop = (
+            f"{s.rule or s.stop_metric} @ {s.stop_step} = {fmt(s.stop_value)}"
+            if s.stop_step is not None
+            else None
+        )
+        cells = [s.run_id, *(s.params.get(k) for k in space_keys), s.status, s.verdict, stop, s.steps]
+        for m in M.KEY_METRICS:
+            cells += [s.last.get(m), s.best.get(m)]
+        body.append(cells)
+    return md_table(headers, body)
+
+
+def main(directory: Path, as_json: bool = False) -> int:
+    sweep = load_sweep(directory)
+    rows = summarize(sweep)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "sweep": sweep.name,
+                    "objective": sweep.objective,
+                    "mode": sweep.mode,
+                    "trials": [r.as_dict() for r in rows],
+                },
+                indent=2,
+            )
+        )
+    else:
+        typer.echo(render(rows, sweep.space_keys))
+    return 0

@@ -1,0 +1,98 @@
+"""`verdicts.jsonl`: one line per trial, append-only, fsync'd; exactly one verdict per trial.
+
+A `VerdictStore` lives in the driver and is shared by the criteria scheduler (which
+decides verdicts) and the Optuna searcher (which turns them into trial states). It is
+rebuilt from the file on resume, so a verdict written before an interruption is
+never rewritten and never duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Optional
+
+from archer_sweep.criteria import Verdict
+from archer_sweep.results.sweepdir import VERDICTS_FILE, read_verdicts
+
+log = logging.getLogger(__name__)
+
+#: Set by `archer-sweep resume` so that a store unpickled from a moved sweep dir finds its file.
+DIR_ENV = "ARCHER_SWEEP_DIR"
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+class VerdictStore:
+    """In-memory view of `verdicts.jsonl` plus the append that keeps it in step."""
+
+    def __init__(self, sweep_dir: str | os.PathLike):
+        self.path = Path(sweep_dir) / VERDICTS_FILE
+        self._lock = threading.Lock()
+        self._rows: dict[str, dict] = {}
+        self.reload()
+
+    def __getstate__(self) -> dict:
+        return {"path": str(self.path)}
+
+    def __setstate__(self, state: dict) -> None:
+        moved = os.environ.get(DIR_ENV)
+        self.path = Path(moved) / VERDICTS_FILE if moved else Path(state["path"])
+        self._lock = threading.Lock()
+        self._rows = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the file (the one reader's policy: torn lines skipped, first line wins)."""
+        self._rows = read_verdicts(self.path.parent)
+
+    def get(self, trial_id: str) -> Optional[dict]:
+        return self._rows.get(trial_id)
+
+    def rows(self) -> list[dict]:
+        return list(self._rows.values())
+
+    def record(self, trial_id: str, params: Mapping[str, Any], verdict: Verdict) -> dict:
+        """Append the verdict of `trial_id` unless it already has one; return the stored row."""
+        with self._lock:
+            if trial_id in self._rows:
+                return self._rows[trial_id]
+            row = {"trial_id": trial_id, "params": _jsonable(dict(params))}
+            row |= verdict.as_dict()
+            row["time"] = time.time()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row, sort_keys=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            self._rows[trial_id] = row
+            log.debug("trial %s: %s", trial_id, describe(row))
+            return row
+
+
+def describe(row: Mapping[str, Any]) -> str:
+    """One human line: `stopped:entropy_high at step 12: actor/entropy=7.21`."""
+    text = str(row.get("verdict"))
+    if row.get("step") is not None:
+        text += f" at step {row['step']}"
+    if row.get("metric"):
+        value = row.get("value")
+        shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
+        text += f": {row['metric']}={shown}"
+    if row.get("reason"):
+        text += f" ({row['reason']})"
+    return text

@@ -1,0 +1,264 @@
+"""Replay recorded runs under stopping policies: what would each policy have saved and lost?
+
+Policies (a registry; each returns one `Outcome` per run):
+- `criteria`: the spec's rules through `archer_sweep.criteria.evaluate`, the code path
+  of the online scheduler;
+- `asha`: Ray Tune's AsyncHyperBand rung logic on the objective (one bracket);
+- `median`: Ray Tune's median stopping rule on the objective;
+- `none`: every run to its end.
+ASHA and median depend on the order reports arrive in; the replay assumes all runs
+ran side by side at equal speed (reports ordered by step, then by run order).
+
+Trial-steps are counted in training steps: a run stopped at step 61 of 148 used 61.
+Regret = best healthy objective without stopping − best healthy objective among the
+runs the policy let finish (sign flipped for mode min); "healthy" is the criteria
+verdict of the full recorded run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from archer_sweep.criteria import evaluate
+from archer_sweep.objective import reduce_objective
+from archer_sweep.results.runs import Run
+from trainable import metrics as M
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run_id: str
+    verdict: str
+    """`completed` or `stopped:<rule|asha|median>` (criteria: the criteria verdict)."""
+    stop_step: Optional[int]
+    steps_used: int
+
+
+@dataclass(frozen=True)
+class PolicySummary:
+    policy: str
+    steps_used: int
+    steps_total: int
+    best_healthy: Optional[float]
+    regret: Optional[float]
+    """None when no run is healthy without stopping; inf when the policy lost all healthy runs."""
+
+    @property
+    def fraction_saved(self) -> float:
+        return 1 - self.steps_used / self.steps_total if self.steps_total else 0.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    metric: str
+    mode: str = "max"
+    reduce: str = "last"
+    grace_period: int = 10
+    reduction_factor: float = 3
+    max_t: Optional[int] = None
+    min_samples_required: int = 3
+
+
+def objective_value(run: Run, metric: str, reduce: str = "last", mode: str = "max") -> Optional[float]:
+    """The value Optuna would receive for this run (spec's `search.objective_reduce`)."""
+    return reduce_objective(run.series(metric)[1], reduce, mode)
+
+
+def _events(runs: Sequence[Run]) -> list[tuple[int, int, dict]]:
+    """All reports, ordered as if the runs ran side by side: (step, run index, report)."""
+    ev = [(int(s[M.STEP]), i, s) for i, r in enumerate(runs) for s in r.steps]
+    return sorted(ev, key=lambda e: (e[0], e[1]))
+
+
+def _completed(run: Run) -> Outcome:
+    return Outcome(run.run_id, "completed", None, run.last_step)
+
+
+# ---------------------------------------------------------------- policies
+
+
+def replay_criteria(runs: Sequence[Run], rules, st: Settings) -> list[Outcome]:
+    out = []
+    for r in runs:
+        v = evaluate(rules, r.steps, objective=st.metric, finished=True)
+        stop = v.step if v is not None and v.stopped else None
+        out.append(
+            Outcome(
+                r.run_id, v.verdict if v else "completed", stop, stop if stop is not None else r.last_step
+            )
+        )
+    return out
+
+
+class _AshaBracket:
+    """Ray Tune's `_Bracket` (async_hyperband.py): rungs high → low, cutoff = the
+    (1 − 1/rf) percentile of the rewards recorded at the rung (NaN ignored)."""
+
+    def __init__(self, min_t: int, max_t: int, rf: float):
+        n = int(np.log(max_t / min_t) / np.log(rf) + 1)
+        self.rf = rf
+        self.rungs = [(min_t * rf**k, {}) for k in reversed(range(n))]
+
+    def on_result(self, tid: int, t: int, reward: float) -> bool:
+        """True = stop."""
+        for milestone, recorded in self.rungs:
+            if t < milestone or tid in recorded:
+                continue
+            cutoff = np.nanpercentile(list(recorded.values()), (1 - 1 / self.rf) * 100) if recorded else None
+            recorded[tid] = reward
+            return cutoff is not None and reward < cutoff
+        return False
+
+
+def replay_asha(runs: Sequence[Run], rules, st: Settings) -> list[Outcome]:
+    max_t = st.max_t or max((r.last_step for r in runs), default=1)
+    bracket = _AshaBracket(st.grace_period, max(max_t, st.grace_period), st.reduction_factor)
+    sign = 1.0 if st.mode == "max" else -1.0
+    stopped: dict[int, int] = {}
+    last = {i: r.last_step for i, r in enumerate(runs)}
+    ended: set[int] = set()
+    for t, i, rep in _events(runs):
+        if i in ended or st.metric not in rep:
+            continue
+        reward = sign * rep[st.metric]
+        if t >= max_t:  # Ray stops at max_t (stop_last_trials): the run is complete
+            ended.add(i)
+        elif bracket.on_result(i, t, reward):
+            stopped[i] = t
+            ended.add(i)
+        elif t == last[i]:
+            ended.add(i)
+        if i in ended:  # Tune calls on_trial_complete with the last result: recorded once more
+            bracket.on_result(i, t, reward)
+    return [
+        Outcome(r.run_id, "stopped:asha", stopped[i], stopped[i]) if i in stopped else _completed(r)
+        for i, r in enumerate(runs)
+    ]
+
+
+def replay_median(runs: Sequence[Run], rules, st: Settings) -> list[Outcome]:
+    """Ray Tune's MedianStoppingRule (hard stop): stop when the run's best so far is
+    worse than the median of other runs' running means over [grace, t]."""
+    better = max if st.mode == "max" else min
+    results: dict[int, list[tuple[int, float]]] = {}
+    stopped: dict[int, int] = {}
+    last = {i: r.last_step for i, r in enumerate(runs)}
+    for t, i, rep in _events(runs):
+        if i in stopped or st.metric not in rep:
+            continue
+        results.setdefault(i, []).append((t, float(rep[st.metric])))
+        if t == last[i]:  # on_trial_complete appends the last result once more
+            results[i].append(results[i][-1])
+        if t < st.grace_period:
+            continue
+        means = []
+        for j, res in results.items():
+            if j == i or res[-1][0] < t:
+                continue
+            scoped = [v for s, v in res if st.grace_period <= s <= t]
+            m = float(np.mean(scoped)) if scoped else math.nan
+            if math.isfinite(m):
+                means.append(m)
+        if len(means) < st.min_samples_required:
+            continue
+        median, best = float(np.median(means)), better(v for _, v in results[i])
+        if better(median, best) != best:
+            stopped[i] = t
+            if t != last[i]:  # stop_trial -> on_trial_complete(last result)
+                results[i].append(results[i][-1])
+    return [
+        Outcome(r.run_id, "stopped:median", stopped[i], stopped[i]) if i in stopped else _completed(r)
+        for i, r in enumerate(runs)
+    ]
+
+
+def replay_none(runs: Sequence[Run], rules, st: Settings) -> list[Outcome]:
+    return [_completed(r) for r in runs]
+
+
+POLICIES: dict[str, Callable[[Sequence[Run], list, Settings], list[Outcome]]] = {
+    "criteria": replay_criteria,
+    "asha": replay_asha,
+    "median": replay_median,
+    "none": replay_none,
+}
+
+
+# ---------------------------------------------------------------- summary
+
+
+def _best(values: list[float], mode: str) -> Optional[float]:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return None
+    return max(vals) if mode == "max" else min(vals)
+
+
+def summarize(
+    policy: str, runs: Sequence[Run], outcomes: Sequence[Outcome], healthy: dict[str, bool], st: Settings
+) -> PolicySummary:
+    total = sum(r.last_step for r in runs)
+    used = sum(o.steps_used for o in outcomes)
+    ref = _best(
+        [objective_value(r, st.metric, st.reduce, st.mode) for r in runs if healthy[r.run_id]], st.mode
+    )
+    found = _best(
+        [
+            objective_value(r, st.metric, st.reduce, st.mode)
+            for r, o in zip(runs, outcomes)
+            if healthy[r.run_id] and o.stop_step is None
+        ],
+        st.mode,
+    )
+    if ref is None:
+        regret = None
+    elif found is None:
+        regret = math.inf
+    else:
+        regret = (ref - found) if st.mode == "max" else (found - ref)
+    return PolicySummary(policy, used, total, found, regret)
+
+
+@dataclass(frozen=True)
+class Backtest:
+    runs: list[Run]
+    health: dict[str, str]
+    """run id -> criteria verdict of the full recorded run."""
+    outcomes: dict[str, list[Outcome]]
+    summaries: list[PolicySummary]
+
+
+def backtest(runs: Sequence[Run], rules, st: Settings, policies: Sequence[str] = tuple(POLICIES)) -> Backtest:
+    """Replay `runs` under each policy and summarise steps used, saved and regret."""
+    runs = [r for r in runs if r.steps]
+    if not runs:
+        raise ValueError("backtest needs at least one run with reports")
+    health = {
+        r.run_id: v.verdict
+        for r in runs
+        if (v := evaluate(rules, r.steps, objective=st.metric, finished=True))
+    }
+    healthy = {r.run_id: health.get(r.run_id) == "healthy" for r in runs}
+    outcomes = {p: POLICIES[p](runs, rules, st) for p in policies}
+    summaries = [summarize(p, runs, outcomes[p], healthy, st) for p in policies]
+    return Backtest(list(runs), health, outcomes, summaries)
+
+
+def settings_from_spec(spec) -> Settings:
+    """Objective and ASHA/median parameters of a spec (ASHA defaults when it has none)."""
+    from archer_sweep.spec.model import AshaSpec
+
+    asha = spec.scheduler.asha or AshaSpec()
+    # max_t stays the longest recorded run: a history may be longer than the spec's budget.
+    return Settings(
+        metric=spec.search.metric,
+        mode=spec.search.mode,
+        reduce=spec.search.objective_reduce,
+        grace_period=asha.grace_period,
+        reduction_factor=asha.reduction_factor,
+    )
