@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from archer_sweep.values import is_number
+
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
@@ -122,10 +124,6 @@ class Verdict:
         return d
 
 
-def _finite(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _value(metrics: Mapping[str, float], key: str) -> float:
     v = metrics.get(key)
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
@@ -154,7 +152,7 @@ class CriteriaTracker:
         step = int(metrics.get(STEP_KEY, len(self.history) + 1))
         if self.keep_history:
             self.history.append({k: metrics[k] for k in self._watched() if k in metrics} | {STEP_KEY: step})
-        if self.objective and not _finite(metrics.get(self.objective)):
+        if self.objective and not is_number(metrics.get(self.objective)):
             self.verdict = Verdict(
                 NAN_VERDICT,
                 rule=None,

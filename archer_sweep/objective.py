@@ -1,5 +1,6 @@
-"""The objective value Optuna receives for a trial: one reduction of its reported values,
-shared by the live searcher and every offline reader (backtest, next, report, hunt)."""
+"""What Optuna receives for a trial: its objective value (one reduction of its reported
+values) and the rules constraint, shared by the live searcher and every offline reader
+(backtest, next, report, hunt)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ from collections.abc import Iterable
 from typing import Optional
 
 REDUCTIONS = ("last", "best", "mean_last_5")
+
+CONSTRAINT_KEY = "rules"
+"""Name of the one constraint on every trial (`Trial.set_constraint`); constrained TPE / GP read it."""
+VIOLATED, SATISFIED = 1.0, -1.0
+"""Optuna's convention: a constraint value ≤ 0 is satisfied. Healthy satisfies, any other verdict violates."""
+
+
+def constraint_for(verdict: str) -> float:
+    return SATISFIED if verdict == "healthy" else VIOLATED
 
 
 def reduce_objective(values: Iterable[float], reduce: str = "last", mode: str = "max") -> Optional[float]:

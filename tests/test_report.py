@@ -125,8 +125,8 @@ def test_report_on_a_sweep_the_engine_ran(tmp_path):
 
 
 def test_importance_plot_needs_six_trials_with_an_objective(tmp_path):
-    from archer_sweep.report.write import importance_study
     from archer_sweep.report.plots import importance_plot
+    from archer_sweep.report.write import importance_study
     from archer_sweep.results.analysis import Sweep
     from archer_sweep.results.history import Run
 

@@ -78,7 +78,7 @@ def test_verdicts_map_to_pruned_complete_with_constraint_and_fail(tmp_path):
     store.record("b", {}, Verdict("healthy", step=2))
     store.record("c", {}, Verdict("unhealthy:entropy_band", "entropy_band", 2, M.ENTROPY, 2.0))
     store.record("d", {}, Verdict("error", step=2, reason="RuntimeError: boom"))
-    # Ray's own OptunaSearch would report "a" as COMPLETE with 0.4 (FACTS.md)
+    # Ray's own OptunaSearch would report "a" as COMPLETE with 0.4 (docs/facts.md)
     searcher.on_trial_complete("a", {M.SCORE_MEAN: 0.4})
     searcher.on_trial_complete("b", {M.SCORE_MEAN: 0.5})
     searcher.on_trial_complete("c", {M.SCORE_MEAN: 0.6})

@@ -74,7 +74,7 @@ CASES = [
     pytest.param(
         {3: "  backend: tinny"},
         (),
-        "s.yaml:3: trainable.backend: unknown backend 'tinny'; did you mean `tiny`? (expected one of tiny, hf, command)",
+        "s.yaml:3: trainable.backend: unknown backend 'tinny'; did you mean `tiny`? (expected one of tiny, hf, command, replay)",
         id="unknown_backend",
     ),
     pytest.param(
@@ -477,3 +477,21 @@ def test_reference_documents_every_field():
     keys = [k for k, _, _, _ in table]
     assert {"search.space.<key>.low", "criteria[].at_step", "ray.num_gpus", "trainable.config"} <= set(keys)
     assert "| `search.num_samples` | int | `8` | Trials in the sweep" in reference_markdown()
+
+
+def test_reference_documents_every_trainer_config_field():
+    from archer_sweep.spec.doc import config_rows, reference_markdown
+
+    table = list(config_rows())
+    undocumented = [k for k, _, _, m in table if not m.split(") ", 1)[1]]
+    assert not undocumented, undocumented
+    keys = {k for k, _, _, _ in table}
+    assert {
+        "trainable.config.algorithm.entropy_coeff",
+        "trainable.config.model.path",
+        "trainable.config.argv",
+    } <= keys
+    assert (
+        "| `trainable.config.actor.lr` | float | `0.0002` | (tiny, hf) AdamW learning rate"
+        in reference_markdown()
+    )

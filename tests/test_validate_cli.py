@@ -57,7 +57,7 @@ def test_every_spec_is_checked_and_any_failure_exits_2(tmp_path, monkeypatch):
     assert res.stdout == "good.yaml: ok (entropy: backend tiny, 8 trials, 2 parameters, 3 rules)\n"
     assert res.stderr.splitlines() == [
         "error: bad.yaml:3: trainable.backend: unknown backend 'tinny'; did you mean `tiny`? "
-        "(expected one of tiny, hf, command)",
+        "(expected one of tiny, hf, command, replay)",
         "error: missing.yaml:1: no such file (expected a sweep spec YAML file)",
     ]
 

@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
 class AlgorithmConfig(_Section):
@@ -147,11 +147,17 @@ class GRPOConfig(_Section):
     backend: str = "tiny"
     """Backend name from `trainable.backends.BACKENDS`."""
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    """The GRPO loss: advantages, entropy bonus, KL term, PPO clipping (verl's `algorithm` + actor loss)."""
     actor: ActorConfig = Field(default_factory=ActorConfig)
+    """The optimiser of the policy (verl's `actor_rollout_ref.actor`)."""
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    """Sampling of the GRPO groups (verl's `actor_rollout_ref.rollout`)."""
     data: DataConfig = Field(default_factory=DataConfig)
+    """Prompts per step and length limits (verl's `data`)."""
     trainer: TrainerSection = Field(default_factory=TrainerSection)
+    """Step budget, seed, checkpoints, threads (verl's `trainer`)."""
     model: TinyModelConfig = Field(default_factory=TinyModelConfig)
+    """The policy model: its sizes and whether to start from the cached warm start."""
 
     @model_validator(mode="after")
     def _sizes(self) -> GRPOConfig:
@@ -171,6 +177,7 @@ class GRPOConfig(_Section):
 
 class HFGRPOConfig(GRPOConfig):
     model: HFModelConfig = Field(default_factory=HFModelConfig)  # type: ignore[assignment]
+    """The policy model: a local checkpoint (`path`) or a Qwen3 config to initialise randomly."""
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -184,10 +191,17 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
+def closest(word: object, choices: list[str] | tuple[str, ...]) -> str | None:
+    """The valid name nearest to a misspelt `word`, or None: the one matcher behind every
+    did-you-mean of the project (trainer config here, the sweep spec in archer_sweep)."""
+    best = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
+    return best[0] if best else None
+
+
 def nearest(word: str, choices: list[str]) -> str:
-    """' (did you mean `x`?)' or '' — shared by every unknown-key message."""
-    best = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
-    return f" (did you mean `{best[0]}`?)" if best else ""
+    """' (did you mean `x`?)' or '': the trainer config's unknown-key wording."""
+    best = closest(word, choices)
+    return f" (did you mean `{best}`?)" if best else ""
 
 
 def parse_config(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:

@@ -5,8 +5,9 @@ A backend supplies a `Policy` (and a frozen reference `Policy` for the KL term),
 torch optimizer over the policy's parameters and a score function; `grpo_step` does
 the rest, so the tiny and hf backends share every line of the algorithm.
 
-Policy interface (implemented by `trainable.backends.tiny.TinyPolicy`; an HF causal
-LM implements it the same way):
+Policy interface (implemented by `trainable.backends.tiny.TinyPolicy` and
+`trainable.backends.hf.HFPolicy`, over `trainable.backends.grpo_base.ModelPolicy`;
+`grpo_base.GRPOTrainer` draws the prompts and calls `grpo_step` for both):
 
 - `eos_id: int`, `pad_id: int`
 - `generate(prompt_ids, n, temperature, max_new_tokens, generator) -> list[list[int]]`:

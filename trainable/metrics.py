@@ -43,7 +43,12 @@ TIME_GEN = "timing_s/gen"
 TIME_UPDATE = "timing_s/update"
 TIME_STEP = "timing_s/step"
 
-#: Keys every backend reports on every step (DESIGN.md contract).
+#: The `replay` backend: how far the played recording lies from the trial's own params
+#: (normalised, log scale for positive values), and each snapped param under `replay/<key>`.
+REPLAY_DISTANCE = "replay/distance"
+REPLAY_PREFIX = "replay/"
+
+#: Keys every backend reports on every step (docs/design.md contract).
 ALL_KEYS: tuple[str, ...] = (
     ENTROPY,
     PG_LOSS,

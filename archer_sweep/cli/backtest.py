@@ -14,40 +14,40 @@ from archer_sweep.planning.backtest import Backtest, backtest, settings_from_spe
 from archer_sweep.results.history import load_histories
 from archer_sweep.spec.load import read_spec
 from archer_sweep.tables import fmt, md_table
+from archer_sweep.values import jsonable
 
 
 def to_json(bt: Backtest) -> dict:
-    def num(x):
-        return None if x is None else (str(x) if isinstance(x, float) and not math.isfinite(x) else x)
-
-    return {
-        "runs": [
-            {
-                "run": r.run_id,
-                "last_step": r.last_step,
-                "health": bt.health.get(r.run_id),
-                **{
-                    p: {"verdict": o.verdict, "stop_step": o.stop_step, "steps_used": o.steps_used}
-                    for p, outs in bt.outcomes.items()
-                    for o in outs
-                    if o.run_id == r.run_id
-                },
-            }
-            for r in bt.runs
-        ],
-        "policies": [
-            {
-                "policy": s.policy,
-                "steps_used": s.steps_used,
-                "steps_total": s.steps_total,
-                "steps_saved": s.steps_total - s.steps_used,
-                "fraction_saved": s.fraction_saved,
-                "best_healthy": num(s.best_healthy),
-                "regret": num(s.regret),
-            }
-            for s in bt.summaries
-        ],
-    }
+    return jsonable(
+        {
+            "runs": [
+                {
+                    "run": r.run_id,
+                    "last_step": r.last_step,
+                    "health": bt.health.get(r.run_id),
+                    **{
+                        p: {"verdict": o.verdict, "stop_step": o.stop_step, "steps_used": o.steps_used}
+                        for p, outs in bt.outcomes.items()
+                        for o in outs
+                        if o.run_id == r.run_id
+                    },
+                }
+                for r in bt.runs
+            ],
+            "policies": [
+                {
+                    "policy": s.policy,
+                    "steps_used": s.steps_used,
+                    "steps_total": s.steps_total,
+                    "steps_saved": s.steps_total - s.steps_used,
+                    "fraction_saved": s.fraction_saved,
+                    "best_healthy": s.best_healthy,
+                    "regret": s.regret,
+                }
+                for s in bt.summaries
+            ],
+        }
+    )
 
 
 def to_markdown(bt: Backtest) -> str:

@@ -23,7 +23,7 @@ from ray.air.integrations.wandb import WandbLoggerCallback
 from archer_sweep.engine.verdicts import VerdictStore
 from archer_sweep.errors import UserError
 from archer_sweep.results.sweepdir import LOCK_FILE, SPEC_FILE, study_url
-from archer_sweep.spec.space import apply_params, fixed_params, to_optuna_space
+from archer_sweep.spec.space import apply_params, base_config, fixed_params, to_optuna_space, total_steps
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +32,6 @@ TUNER_FILE = "tuner.pkl"
 
 def sweep_dir_of(spec) -> Path:
     return Path(spec.storage.path).expanduser().resolve() / spec.name
-
-
-def base_config(spec) -> dict:
-    """The trainable config every trial starts from: the spec's config, backend and `fixed`
-    parameters (sampled params are applied on top by the searcher)."""
-    config = {"backend": spec.trainable.backend, **dict(spec.trainable.config)}
-    return apply_params(config, fixed_params(spec))
-
-
-def total_steps(spec) -> Optional[int]:
-    steps = (spec.trainable.config.get("trainer") or {}).get("total_steps")
-    if steps is None:
-        from trainable import validate_config
-
-        steps = getattr(getattr(validate_config(base_config(spec)), "trainer", None), "total_steps", None)
-    return int(steps) if steps is not None else None
 
 
 # -- the sweep dir: lock and resolved spec ------------------------------------------------

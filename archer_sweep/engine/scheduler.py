@@ -23,6 +23,7 @@ from typing import Any, Optional
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
 from archer_sweep.criteria import STEP_KEY, CriteriaTracker, Rule, Verdict
+from archer_sweep.engine import libcompat
 from archer_sweep.engine.verdicts import VerdictStore
 from archer_sweep.results.sweepdir import RESULT_FILE, params_of
 
@@ -91,7 +92,7 @@ class CriteriaScheduler(FIFOScheduler):
         return True  # the objective comes from the spec, not from TuneConfig
 
     def on_trial_add(self, tune_controller, trial) -> None:
-        if self.asha is not None and trial.trial_id not in self.asha._trial_info:
+        if self.asha is not None and not libcompat.asha_tracks(self.asha, trial.trial_id):
             self.asha.on_trial_add(tune_controller, trial)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
@@ -125,7 +126,7 @@ class CriteriaScheduler(FIFOScheduler):
         return decision
 
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
-        if self.asha is not None and trial.trial_id in self.asha._trial_info:
+        if self.asha is not None and libcompat.asha_tracks(self.asha, trial.trial_id):
             self.asha.on_trial_complete(tune_controller, trial, result)
         if self.store.get(trial.trial_id) is not None:
             return
@@ -136,7 +137,7 @@ class CriteriaScheduler(FIFOScheduler):
         self._record(trial, tracker.finish())
 
     def on_trial_error(self, tune_controller, trial) -> None:
-        if self.asha is not None and trial.trial_id in self.asha._trial_info:
+        if self.asha is not None and libcompat.asha_tracks(self.asha, trial.trial_id):
             self.asha.on_trial_remove(tune_controller, trial)
         if trial.status == "ERROR" and trial.should_recover():
             # Tune is requeueing it for a retry (FailureConfig): no verdict yet; the tracker
@@ -149,7 +150,7 @@ class CriteriaScheduler(FIFOScheduler):
         self._record(trial, Verdict("error", step=_step(last) if last else None, reason=error_message(trial)))
 
     def on_trial_remove(self, tune_controller, trial) -> None:
-        if self.asha is not None and trial.trial_id in self.asha._trial_info:
+        if self.asha is not None and libcompat.asha_tracks(self.asha, trial.trial_id):
             self.asha.on_trial_remove(tune_controller, trial)
 
     def choose_trial_to_run(self, tune_controller):

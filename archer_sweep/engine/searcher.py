@@ -1,7 +1,7 @@
 """`CriteriaOptunaSearch`: Ray Tune's OptunaSearch that tells Optuna what the rules decided.
 
 Ray's own `on_trial_complete` reports a scheduler-stopped trial as COMPLETE with its
-last value (FACTS.md). Here the verdict from `verdicts.jsonl` decides instead:
+last value (docs/facts.md). Here the verdict from `verdicts.jsonl` decides instead:
 
 | verdict            | Optuna state | constraint (≤ 0 = satisfied) |
 |--------------------|--------------|------------------------------|
@@ -28,8 +28,9 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from archer_sweep.engine import libcompat
 from archer_sweep.engine.verdicts import VerdictStore
-from archer_sweep.objective import reduce_objective
+from archer_sweep.objective import CONSTRAINT_KEY, constraint_for, reduce_objective
 from archer_sweep.spec.space import apply_params
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,6 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live table reports t
 VERDICT_ATTR = "archer_verdict"
 CONSTRAINT_ATTR = "archer_constraint"
 RAY_TRIAL_ATTR = "ray_trial_id"
-VIOLATED, SATISFIED = 1.0, -1.0
-
-
-CONSTRAINT_KEY = "rules"
 
 
 def verdict_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
@@ -109,14 +106,14 @@ class CriteriaOptunaSearch(OptunaSearch):
         self._values: dict[str, list[float]] = {}
         self._last_point: dict[str, tuple[int, float]] = {}  # trial -> (iteration, objective)
         for point in points_to_evaluate or []:  # partial points allowed, unlike Ray's check
-            self._ot_study.enqueue_trial(dict(point), skip_if_exists=True)
+            libcompat.study_of(self).enqueue_trial(dict(point), skip_if_exists=True)
 
     # -- suggestions ------------------------------------------------------------------
     def suggest(self, trial_id: str) -> Optional[dict]:
         params = super().suggest(trial_id)
         if params is None:
             return None
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = libcompat.trials_of(self)[trial_id]
         ot_trial.set_user_attr(RAY_TRIAL_ATTR, trial_id)
         flat = dict(ot_trial.params)  # dotted keys (Ray unflattens only on "/")
         return self._apply(self._base_config, flat)
@@ -132,10 +129,10 @@ class CriteriaOptunaSearch(OptunaSearch):
 
     # -- completion -------------------------------------------------------------------
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in libcompat.completed_of(self) or trial_id not in libcompat.trials_of(self):
             return
-        ot_trial = self._ot_trials[trial_id]
-        self._completed_trials.add(trial_id)
+        ot_trial = libcompat.trials_of(self)[trial_id]
+        libcompat.completed_of(self).add(trial_id)
         if self._finished_in_storage(ot_trial):
             return  # told before an interruption; never tell twice
         row = self._store.get(trial_id) or {}
@@ -146,7 +143,7 @@ class CriteriaOptunaSearch(OptunaSearch):
                 VERDICT_ATTR, {k: row.get(k) for k in ("verdict", "rule", "step", "metric", "value")}
             )
         if state != TrialState.FAIL:
-            flag = SATISFIED if verdict == "healthy" else VIOLATED
+            flag = constraint_for(verdict)
             ot_trial.set_user_attr(CONSTRAINT_ATTR, flag)
             ot_trial.set_constraint(CONSTRAINT_KEY, flag)  # read by constrained TPE / GP
         point = self._last_point.pop(trial_id, None)
@@ -156,10 +153,10 @@ class CriteriaOptunaSearch(OptunaSearch):
         if point is not None and state != TrialState.FAIL:
             ot_trial.report(point[1], point[0])  # a PRUNED trial's value is its last report
         try:
-            self._ot_study.tell(ot_trial, value, state=state)
+            libcompat.study_of(self).tell(ot_trial, value, state=state)
         except Exception as exc:  # never leave the Optuna trial RUNNING
             log.warning("optuna tell(%s) failed (%s); marking it FAIL", trial_id, exc)
-            self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
+            libcompat.study_of(self).tell(ot_trial, None, state=TrialState.FAIL)
         self._values.pop(trial_id, None)  # the driver's memory stays bounded
 
     def _state_for(self, trial_id: str, verdict: str, result: Optional[dict], error: bool):
@@ -181,8 +178,7 @@ class CriteriaOptunaSearch(OptunaSearch):
         return reduce_objective(values, self._objective_reduce, self.mode)
 
     def _finished_in_storage(self, ot_trial) -> bool:
-        frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)
-        return frozen.state.is_finished()
+        return libcompat.stored_trial(libcompat.study_of(self), ot_trial).state.is_finished()
 
     # -- save / restore ---------------------------------------------------------------
     def save(self, checkpoint_path: str) -> None:
@@ -200,22 +196,22 @@ class CriteriaOptunaSearch(OptunaSearch):
 
     def reconcile(self) -> None:
         """After a resume: no Optuna trial stays RUNNING without a live Ray trial, none twice."""
-        known = {t._trial_id: tid for tid, t in self._ot_trials.items()}
-        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            tid = known.get(frozen._trial_id)
+        known = {t.number: tid for tid, t in libcompat.trials_of(self).items()}
+        for frozen in libcompat.study_of(self).get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            tid = known.get(frozen.number)
             if tid is None:
                 # asked after the last searcher checkpoint: its Ray trial was never saved
-                self._ot_study.tell(frozen.number, None, state=TrialState.FAIL)
+                libcompat.study_of(self).tell(frozen.number, None, state=TrialState.FAIL)
                 # Its parameters never ran: ask for them again. A driver killed inside ask()
                 # leaves an enqueued point's values only in `fixed_params` (params still {}).
-                params = {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
+                params = libcompat.enqueued_params(frozen)
                 if params:
-                    self._ot_study.enqueue_trial(params, skip_if_exists=False)
+                    libcompat.study_of(self).enqueue_trial(params, skip_if_exists=False)
                 log.info(
                     "optuna trial %d had no Ray trial after resume; marked FAIL%s",
                     frozen.number,
                     " and its parameters queued again" if params else "",
                 )
-            elif tid in self._completed_trials or self._store.get(tid) is not None:
-                self._completed_trials.discard(tid)
+            elif tid in libcompat.completed_of(self) or self._store.get(tid) is not None:
+                libcompat.completed_of(self).discard(tid)
                 self.on_trial_complete(tid, None, error=False)

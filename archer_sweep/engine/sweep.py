@@ -22,6 +22,7 @@ from archer_sweep.errors import UserError
 from archer_sweep.results.sweepdir import SPEC_FILE, STUDY_FILE, VERDICTS_FILE
 from archer_sweep.spec.load import load_spec
 from archer_sweep.spec.model import SWEEP_NAME_PATTERN, SweepSpec
+from archer_sweep.spec.space import base_config, total_steps
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +114,12 @@ def _with_ray(spec, env, make, sweep_dir: Path) -> int:
 
 def _prepare(spec) -> None:
     """Backend work done once before any trial (the tiny warm start), shown in the driver."""
-    from archer_sweep.engine import runner
     from trainable.trainer import prepare_backend
 
-    prepare_backend(runner.base_config(spec))
+    prepare_backend(base_config(spec))
 
 
 def _fit(tuner, spec, sweep_dir: Path) -> int:
-    from archer_sweep.engine import runner
     from archer_sweep.engine.live import summary
 
     interrupted = False
@@ -146,7 +145,7 @@ def _fit(tuner, spec, sweep_dir: Path) -> int:
     salvage_staging(sweep_dir, spec.name, why="W&B files written after Tune's last sync")
     rows = VerdictStore(sweep_dir).rows()
     total = spec.search.num_samples
-    echo(summary(sweep_dir, spec.search.metric, spec.search.mode, total, budget=runner.total_steps(spec)))
+    echo(summary(sweep_dir, spec.search.metric, spec.search.mode, total, budget=total_steps(spec)))
     if interrupted or len(rows) < total:
         echo(f"interrupted; continue with: archer-sweep resume {sweep_dir}", err=True)
         return INTERRUPTED

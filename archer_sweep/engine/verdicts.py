@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -20,21 +19,12 @@ from typing import Any, Optional
 
 from archer_sweep.criteria import Verdict
 from archer_sweep.results.sweepdir import VERDICTS_FILE, read_verdicts
+from archer_sweep.values import jsonable
 
 log = logging.getLogger(__name__)
 
 #: Set by `archer-sweep resume` so that a store unpickled from a moved sweep dir finds its file.
 DIR_ENV = "ARCHER_SWEEP_DIR"
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    return x
 
 
 class VerdictStore:
@@ -71,7 +61,7 @@ class VerdictStore:
         with self._lock:
             if trial_id in self._rows:
                 return self._rows[trial_id]
-            row = {"trial_id": trial_id, "params": _jsonable(dict(params))}
+            row = {"trial_id": trial_id, "params": jsonable(dict(params))}
             row |= verdict.as_dict()
             row["time"] = time.time()
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,12 +29,12 @@ import optuna
 from optuna.trial import TrialState
 
 from archer_sweep.criteria import evaluate
+from archer_sweep.objective import CONSTRAINT_KEY, constraint_for
 from archer_sweep.results.runs import Run
 
 log = logging.getLogger(__name__)
 
 STATE_OF = {"stopped": TrialState.PRUNED, "unhealthy": TrialState.COMPLETE, "healthy": TrialState.COMPLETE}
-VIOLATED, SATISFIED = 1.0, -1.0
 DUPLICATE_DISTANCE = 1e-3
 """Unit log-space distance under which a proposal repeats a past or earlier-proposed point."""
 MAX_ASKS = 10
@@ -107,7 +107,7 @@ def from_study(db: Path) -> list[PastTrial]:
     storage = optuna.storages.RDBStorage(url, skip_compatibility_check=True)
     out = []
     for s in storage.get_all_studies():
-        for t in storage.get_all_trials(s._study_id, deepcopy=False):
+        for t in storage.get_all_trials(storage.get_study_id_from_name(s.study_name), deepcopy=False):
             v = t.user_attrs.get(VERDICT_ATTR) or {}
             verdict = v.get("verdict") or {
                 TrialState.PRUNED: "stopped:unknown",
@@ -143,14 +143,21 @@ def merge(*groups: Sequence[PastTrial]) -> list[PastTrial]:
 # ---------------------------------------------------------------- the study copy
 
 
+def _inside(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
+    """Whether `dist` contains `value`, by Optuna's own check (public: `create_trial` validates)."""
+    try:
+        optuna.trial.create_trial(params={"x": value}, distributions={"x": dist}, value=0.0)
+    except ValueError:
+        return False
+    return True
+
+
 def _frozen(p: PastTrial, space: Mapping[str, Any]) -> Optional[optuna.trial.FrozenTrial]:
     kind = p.verdict.split(":", 1)[0]
     if kind not in STATE_OF:
         return None
     missing = [k for k in space if k not in p.params]
-    outside = [
-        k for k, d in space.items() if k in p.params and not d._contains(d.to_internal_repr(p.params[k]))
-    ]
+    outside = [k for k, d in space.items() if k in p.params and not _inside(d, p.params[k])]
     if missing or outside:
         log.warning(
             "past run %s left out of the proposal: params %s",
@@ -169,7 +176,7 @@ def _frozen(p: PastTrial, space: Mapping[str, Any]) -> Optional[optuna.trial.Fro
         distributions=dict(space),
         intermediate_values=p.progress or None,
         user_attrs={"run_id": p.run_id, "verdict": p.verdict},
-        constraints={"0": SATISFIED if kind == "healthy" else VIOLATED},
+        constraints={CONSTRAINT_KEY: constraint_for(kind)},
     )
 
 

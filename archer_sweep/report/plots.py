@@ -179,7 +179,8 @@ def importance_plot(study, out: Path, min_trials: int = 6) -> Optional[Path]:
     if len(done) < min_trials:
         return None
     try:
-        imp = optuna.importance.get_param_importances(study)
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator()  # Optuna 5's default, named
+        imp = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (RuntimeError, ValueError) as exc:  # e.g. a parameter that never varied
         log.warning("parameter importance unavailable: %s", exc)
         return None
@@ -189,7 +190,7 @@ def importance_plot(study, out: Path, min_trials: int = 6) -> Optional[Path]:
     fig, ax = plt.subplots(figsize=(6, 0.6 * len(imp) + 1.5))
     names = list(imp)[::-1]
     ax.barh([short_param(n) for n in names], [imp[n] for n in names], color="tab:blue")
-    ax.set_xlabel("importance for the objective (optuna.importance, fANOVA)")
+    ax.set_xlabel("importance for the objective (optuna.importance, PED-ANOVA)")
     ax.set_title(f"Parameter importance ({len(done)} trials, last objective value)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)

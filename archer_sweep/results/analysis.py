@@ -15,6 +15,8 @@ from typing import Any, Optional
 from archer_sweep.criteria import Rule
 from archer_sweep.errors import UserError
 from archer_sweep.results.history import SPEC_FILE, Run, is_results_dir, read_results_dir
+from archer_sweep.spec.space import total_steps
+from archer_sweep.values import jsonable, to_float
 from trainable import metrics as M
 
 #: Metrics of the per-trial tables, in the seed's order (key metrics + group counts).
@@ -59,9 +61,7 @@ class Sweep:
 
     @property
     def total_steps(self) -> Optional[int]:
-        cfg = self.spec.trainable.config if self.spec is not None else {}
-        total = (cfg.get("trainer") or {}).get("total_steps") if isinstance(cfg, dict) else None
-        return int(total) if total is not None else None
+        return total_steps(self.spec) if self.spec is not None else None
 
 
 def load_sweep(directory: Path | str) -> Sweep:
@@ -192,21 +192,7 @@ class TrialSummary:
     best: dict[str, Optional[float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        def clean(x):
-            return str(x) if isinstance(x, float) and not math.isfinite(x) else x
-
-        d = self.__dict__.copy()
-        d["last"] = {k: clean(v) for k, v in self.last.items()}
-        d["best"] = {k: clean(v) for k, v in self.best.items()}
-        d["stop_value"] = clean(self.stop_value)
-        return d
-
-
-def _float(x: Any) -> Optional[float]:
-    try:
-        return None if x is None else float(x)
-    except (TypeError, ValueError):
-        return None
+        return jsonable(self.__dict__.copy())
 
 
 def summarize(sweep: Sweep) -> list[TrialSummary]:
@@ -223,7 +209,7 @@ def summarize(sweep: Sweep) -> list[TrialSummary]:
                 v.get("rule"),
                 v.get("step") if r.verdict_name.startswith(("stopped", "unhealthy")) else None,
                 v.get("metric"),
-                _float(v.get("value")),
+                to_float(v.get("value")),
                 r.last_step,
                 {m: last_value(r, m) for m in M.KEY_METRICS},
                 {m: best_value(r, m, ways[m], band(m, sweep.rules)) for m in M.KEY_METRICS},

@@ -6,7 +6,7 @@ keys (`algorithm.entropy_coeff`), `steps` one dict per report (metric keys of
 
 Readers (chosen by `load_history(path)` from what the path holds):
 - a sweep results directory (Ray Tune trial dirs' params.json + result.json, verdicts.jsonl),
-- a JSONL history file `{"run", "step", "params", "metrics"[, "verdict"]}` (DESIGN.md),
+- a JSONL history file `{"run", "step", "params", "metrics"[, "verdict"]}` (docs/design.md),
 - verl's JSONL file logger `{"step": N, "data": {...}}`,
 - verl console logs, lines `step:N - key:value - ...`,
 - W&B offline run directories (`wandb/offline-run-*`, the `.wandb` record log).
@@ -27,6 +27,7 @@ from typing import Any, Optional
 from archer_sweep.errors import UserError
 from archer_sweep.results.runs import Run, finalize, flatten, metrics_of
 from archer_sweep.results.sweepdir import SPEC_FILE, VERDICTS_FILE, read_verdicts, space_keys, trial_dirs
+from archer_sweep.values import jsonable
 from trainable import metrics as M
 from trainable.backends.verl_logs import parse_console_line
 
@@ -237,12 +238,6 @@ def load_histories(paths: Iterable[Path | str]) -> list[Run]:
     return runs
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    return x
-
-
 def write_history(runs: Iterable[Run], path: Path | str) -> Path:
     """Write runs as JSONL history (one line per report; the verdict on each run's last line)."""
     path = Path(path)
@@ -254,7 +249,7 @@ def write_history(runs: Iterable[Run], path: Path | str) -> Path:
                     "run": run.run_id,
                     "step": int(s[M.STEP]),
                     "params": run.params,
-                    "metrics": {k: _clean(v) for k, v in s.items() if k != M.STEP},
+                    "metrics": jsonable({k: v for k, v in s.items() if k != M.STEP}),
                 }
                 if run.verdict and i == len(run.steps) - 1:
                     line["verdict"] = run.verdict

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from archer_sweep.values import to_float
 from trainable import metrics as M
 
 log = logging.getLogger(__name__)
@@ -37,20 +38,6 @@ class Run:
     @property
     def verdict_name(self) -> str:
         return (self.verdict or {}).get("verdict") or "unknown"
-
-
-def to_float(v: Any) -> Optional[float]:
-    """A metric value as float: numbers, and "nan"/"inf" strings (JSON has no NaN)."""
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return None
-    return None
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:

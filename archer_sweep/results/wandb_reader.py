@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from archer_sweep.errors import UserError
-from archer_sweep.results.runs import Run, finalize, flatten, to_float
+from archer_sweep.results.runs import Run, finalize, flatten
+from archer_sweep.values import to_float
 from trainable import metrics as M
 
 HEADER = struct.Struct("<4sHB")

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from archer_sweep.spec.errors import model_at
+from trainable.backends import BACKENDS, load_object
 
 
 def _type(ann: Any) -> str:
@@ -58,9 +59,29 @@ def rows(model: type[BaseModel] = None, prefix: str = "") -> Iterator[tuple[str,
             yield from rows(sub, key + ".")
 
 
+def config_rows() -> Iterator[tuple[str, str, str, str]]:
+    """`trainable.config.*` of every registered backend whose config is a pydantic model; a
+    key that reads the same in several backends is one row, tagged with their names."""
+    tagged: dict[tuple[str, str, str, str], list[str]] = {}
+    for name, entry in BACKENDS.items():
+        try:
+            model = load_object(entry.config)
+        except ImportError:  # an optional plugin that is not installed documents nothing
+            continue
+        for row in rows(model, "trainable.config."):
+            if row[0] != "trainable.config.backend":
+                tagged.setdefault(row, []).append(name)
+    order = {k: i for i, k in reversed(list(enumerate(r[0] for r in tagged)))}
+    for (k, t, d, m), names in sorted(tagged.items(), key=lambda kv: order[kv[0][0]]):
+        yield k, t, d, f"({', '.join(names)}) {m}"
+
+
 def reference_markdown() -> str:
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
-    lines += [f"| `{k}` | {t} | {d} | {m} |" for k, t, d, m in rows()]
+    for k, t, d, m in rows():
+        lines.append(f"| `{k}` | {t} | {d} | {m} |")
+        if k == "trainable.config":
+            lines += [f"| `{k2}` | {t2} | {d2} | {m2} |" for k2, t2, d2, m2 in config_rows()]
     return "\n".join(lines) + "\n"
 
 

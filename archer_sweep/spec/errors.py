@@ -6,7 +6,6 @@ with the backend's own model, so its errors point at the offending line too).
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -16,6 +15,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ValidationError
 
 from archer_sweep.errors import SpecError
+from trainable.config import closest
 
 NOUNS: dict[str, str] = {
     "type": "distribution",
@@ -76,9 +76,9 @@ def show(x: Any) -> str:
 
 
 def did_you_mean(word: Any, choices: Iterable[str]) -> str:
-    """'; did you mean `x`?' or '' (same cutoff as trainable.config.nearest)."""
-    best = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
-    return f"; did you mean `{best[0]}`?" if best else ""
+    """'; did you mean `x`?' or '': the spec's wording around `trainable.config.closest`."""
+    best = closest(word, list(choices))
+    return f"; did you mean `{best}`?" if best else ""
 
 
 def _unwrap(ann: Any) -> Any:

@@ -93,6 +93,29 @@ def fixed_params(spec: Any) -> dict[str, Any]:
     return {key: copy.deepcopy(p.value) for key, p in _space(spec).items() if p.type == "fixed"}
 
 
+def base_config(spec: Any) -> dict:
+    """The trainable config every trial starts from: the spec's config, backend and `fixed`
+    parameters (sampled params are applied on top by the searcher)."""
+    config = {"backend": spec.trainable.backend, **dict(spec.trainable.config)}
+    return apply_params(config, fixed_params(spec))
+
+
+def total_steps(spec: Any) -> Optional[int]:
+    """Steps per trial: the spec's `trainer.total_steps`, else the backend's default; None when
+    the backend has no step budget (or its config no longer validates). The run summary, the
+    report and the scheduler all read it here, so they agree."""
+    steps = (spec.trainable.config.get("trainer") or {}).get("total_steps")
+    if steps is None:
+        from trainable import validate_config  # the backend registry: only when the spec is silent
+
+        try:
+            trainer = getattr(validate_config(base_config(spec)), "trainer", None)
+        except (ValueError, ImportError):
+            return None
+        steps = getattr(trainer, "total_steps", None)
+    return int(steps) if steps is not None else None
+
+
 def apply_params(base_config: Mapping[str, Any], params: Mapping[str, Any]) -> dict:
     """A deep copy of `base_config` with each dotted key of `params` set (sections created)."""
     out = copy.deepcopy(dict(base_config))

@@ -45,6 +45,28 @@ BACKENDS: dict[str, BackendEntry] = {
 }
 
 
+PLUGIN_GROUP = "trainable.backends"
+"""Entry-point group through which other packages add backends: `name = "package.module"`,
+where the module defines `Trainer` and `Config` (and may define `prepare`). archer-sweep's
+`replay` backend comes this way: it reads histories with archer_sweep's readers, and
+`trainable` never imports archer_sweep."""
+
+
+def _plugins() -> dict[str, BackendEntry]:
+    """Backends registered under `PLUGIN_GROUP`, named without importing their modules."""
+    from importlib.metadata import entry_points
+
+    out = {}
+    for ep in entry_points(group=PLUGIN_GROUP):
+        if ep.name not in BACKENDS:  # a built-in name is never shadowed
+            module = ep.value.partition(":")[0]
+            out[ep.name] = BackendEntry(f"{module}:Trainer", f"{module}:Config", f"plugin backend ({module})")
+    return out
+
+
+BACKENDS.update(_plugins())
+
+
 def load_object(path: str) -> Any:
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)

@@ -61,7 +61,7 @@ VERL_METRIC_MAP: dict[str, str] = {
     "perf/throughput": M.THROUGHPUT,
     "training/global_step": M.STEP,
 }
-"""Trainer metric key → archer-sweep key. verl and Archer2.0 already use the DESIGN.md
+"""Trainer metric key → archer-sweep key. verl and Archer2.0 already use the docs/design.md
 names for the rest; a key spelled the archer way wins over a renamed one."""
 
 
@@ -78,7 +78,7 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class MetricsConfig(_Section):
@@ -258,7 +258,7 @@ class CommandConfig(_Section):
         return int(value) if isinstance(value, (int, float)) and value >= 1 else None
 
     def reported_metrics(self) -> set[str]:
-        """Keys a trial can report: the DESIGN.md keys, `metric_map` targets, `extra_metrics`."""
+        """Keys a trial can report: the docs/design.md keys, `metric_map` targets, `extra_metrics`."""
         return set(M.ALL_KEYS) | set(self.effective_metric_map().values()) | set(self.extra_metrics)
 
 

@@ -1,10 +1,11 @@
 """The `hf` backend: GRPO on a transformers causal LM (Qwen3 family).
 
-`HFPolicy` implements `trainable.grpo.Policy` over a Hugging Face model, so this
-backend runs the very same `grpo.grpo_step` (rollout, rewards, metrics, advantages,
-PPO updates) as the tiny one. The model comes from a local directory
-(`model.path`) or is built from a Qwen3 config with the locally built task
-tokenizer (tests, benches, the GPU check); a frozen copy is the KL reference.
+`HFPolicy` implements `trainable.grpo.Policy` over a Hugging Face model, and
+`HFTrainer` is a `grpo_base.GRPOTrainer`, so this backend runs the very same
+batching, GRPO step (rollout, rewards, metrics, advantages, PPO updates) and
+checkpoints as the tiny one. What is its own: the model, from a local directory
+(`model.path`) or built from a Qwen3 config with the locally built task tokenizer
+(tests, benches, the GPU check); the prompt template; and the engines.
 
 Engines: rollouts by vLLM (weights pushed after every update) or HF `generate`;
 updates by DeepSpeed ZeRO or torch AdamW (`hf_engines.pick_engines`). Log-probs
@@ -14,7 +15,6 @@ the PPO ratio is taken against the distribution that was sampled.
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import tempfile
@@ -23,14 +23,12 @@ from typing import Any
 
 import torch
 
-from trainable import algos, grpo, rewards, tasks
-from trainable import metrics as M
-from trainable.backends import hf_engines
+from trainable import algos, tasks
+from trainable.backends import grpo_base, hf_engines
 from trainable.config import ConfigError, HFGRPOConfig, nearest
 
 log = logging.getLogger(__name__)
-CHECKPOINT = "hf_trainer.pt"
-SPLIT_SEED = 0  # the same fixed task split as the tiny backend
+SPLIT_SEED = grpo_base.SPLIT_SEED  # the same fixed task split as the tiny backend (benches read it here)
 
 #: A tiny Qwen3 (≈0.6M parameters with the 4k task vocabulary) for CPU tests and benches;
 #: `model.config` entries override these.
@@ -47,12 +45,7 @@ TINY_QWEN3: dict[str, Any] = dict(
 )
 
 
-def _cut_at_eos(ids: Sequence[int], eos_id: int) -> list[int]:
-    ids = list(ids)
-    return ids[: ids.index(eos_id) + 1] if eos_id in ids else ids
-
-
-class HFPolicy:
+class HFPolicy(grpo_base.ModelPolicy):
     """`grpo.Policy` over a transformers causal LM; outputs land on the inputs' device."""
 
     def __init__(
@@ -71,31 +64,18 @@ class HFPolicy:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def generate(
-        self,
-        prompt_ids: list[list[int]],
-        n: int,
-        temperature: float,
-        max_new_tokens: int,
-        generator: torch.Generator,
-    ) -> list[list[int]]:
+    def _sample(self, prompt_ids, n, temperature, max_new_tokens, generator) -> list[list[int]]:
         # Engines seed their own samplers; the seed comes from `generator`, so its state
         # alone fixes the responses (and is what checkpoints save).
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         if self.rollout is not None:
-            out = self.rollout.generate(prompt_ids, n, temperature, max_new_tokens, seed)
-        else:
-            out = self._hf_generate(prompt_ids, n, temperature, max_new_tokens, seed)
-        return [_cut_at_eos(r, self.eos_id) for r in out]
+            return self.rollout.generate(prompt_ids, n, temperature, max_new_tokens, seed)
+        return self._hf_generate(prompt_ids, n, temperature, max_new_tokens, seed)
 
     def _hf_generate(self, prompt_ids, n, temperature, max_new_tokens, seed) -> list[list[int]]:
         from transformers import GenerationConfig
 
-        P = max(map(len, prompt_ids))
-        ids = torch.full((len(prompt_ids), P), self.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, p in enumerate(prompt_ids):
-            ids[i, P - len(p) :], mask[i, P - len(p) :] = torch.tensor(p), 1
+        ids, mask = grpo_base.left_pad(prompt_ids, self.pad_id)
         # Plain sampling: no top-k/top-p/penalties from the checkpoint's generation defaults.
         gen = GenerationConfig(
             do_sample=True,
@@ -113,7 +93,7 @@ class HFPolicy:
             seqs = self.model.generate(
                 input_ids=ids.to(dev), attention_mask=mask.to(dev), generation_config=gen
             )
-        return seqs[:, P:].tolist()
+        return seqs[:, ids.shape[1] :].tolist()
 
     def logprobs(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_prompt: int
@@ -141,13 +121,6 @@ class HFPolicy:
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tok.decode(list(ids), skip_special_tokens=True)
-
-    def train(self, mode: bool = True):
-        self.model.train(mode)
-        return self
-
-    def eval(self):
-        return self.train(False)
 
 
 def _qwen3_config(overrides: dict[str, Any], tok):
@@ -194,37 +167,33 @@ def encode_prompt(tok, problem: tasks.Problem, template: str) -> list[int]:
     return bos + tok.encode(template.format(prompt=problem.prompt), add_special_tokens=False)
 
 
-class HFTrainer:
+class HFTrainer(grpo_base.GRPOTrainer):
     """The Trainer protocol (`trainable.trainer.Trainer`) for a transformers causal LM."""
 
+    checkpoint_file = "hf_trainer.pt"
+
     def __init__(self, config: HFGRPOConfig):
-        self.config = cfg = config
-        torch.set_num_threads(cfg.trainer.threads)
+        super().__init__(config)
+        cfg = config
         self.rollout_engine, self.update_engine = hf_engines.pick_engines(
             cfg.model.rollout_engine, cfg.model.update_engine
         )
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model, self.tok = load_model_and_tokenizer(cfg)
         self.model = model.to(self.device)
-        self.train_set = tasks.rl_train_set(cfg.data.train_size, SPLIT_SEED)
         self._check_lengths()
-        ref = copy.deepcopy(self.model).requires_grad_(False).eval()
+        ref = grpo_base.frozen_copy(self.model)
         self._tmp = None
         rollout = self._start_vllm() if self.rollout_engine == "vllm" else None
         self.policy = HFPolicy(self.model, self.tok, cfg.rollout.temperature, rollout)
         self.ref = HFPolicy(ref, self.tok, cfg.rollout.temperature)
         self.optimizer = self._make_optimizer()
-        self.data_gen = torch.Generator().manual_seed(2 * cfg.trainer.seed)
-        self.sample_gen = torch.Generator().manual_seed(2 * cfg.trainer.seed + 1)
-        self.step_count = 0
         log.info(
             "hf backend: rollout=%s update=%s device=%s", self.rollout_engine, self.update_engine, self.device
         )
 
     def _check_lengths(self) -> None:
-        longest = max(
-            len(encode_prompt(self.tok, p, self.config.model.prompt_template)) for p in self.train_set
-        )
+        longest = max(len(self._encode(p)) for p in self.train_set)
         if longest > self.config.data.max_prompt_length:
             raise ConfigError(
                 "data.max_prompt_length",
@@ -257,66 +226,13 @@ class HFTrainer:
             )
         return torch.optim.AdamW(self.model.parameters(), lr=act.lr, weight_decay=act.weight_decay)
 
-    def _batch(self) -> tuple[list[list[int]], list[int]]:
-        order = torch.randperm(len(self.train_set), generator=self.data_gen)
-        problems = [self.train_set[i] for i in order[: self.config.data.train_batch_size]]
-        template = self.config.model.prompt_template
-        return [encode_prompt(self.tok, p, template) for p in problems], [p.answer for p in problems]
+    def _encode(self, problem: tasks.Problem) -> list[int]:
+        return encode_prompt(self.tok, problem, self.config.model.prompt_template)
 
-    def step(self) -> dict[str, float]:
-        if self.done():
-            raise RuntimeError(
-                f"step budget used: {self.step_count=} trainer.total_steps={self.config.trainer.total_steps}"
-            )
-        prompts, answers = self._batch()
-        out, _ = grpo.grpo_step(
-            self.policy,
-            self.ref,
-            self.optimizer,
-            self.config,
-            prompts,
-            answers,
-            self.sample_gen,
-            rewards.score,
-        )
-        self._sync_rollout()
-        self.step_count += 1
-        out[M.STEP] = float(self.step_count)
-        return out
-
-    def _sync_rollout(self) -> None:
+    def _after_update(self) -> None:
+        # vLLM samples from its own copy of the weights: push the updated (or loaded) ones.
         if self.policy.rollout is not None:
             self.policy.rollout.sync(self.model, getattr(self.optimizer, "zero_stage", 0))
-
-    def save(self, directory: str) -> None:
-        os.makedirs(directory, exist_ok=True)
-        state = {
-            "ref": self.ref.model.state_dict(),
-            "data_gen": self.data_gen.get_state(),
-            "sample_gen": self.sample_gen.get_state(),
-            "step": self.step_count,
-        }
-        if isinstance(self.optimizer, torch.optim.Optimizer):
-            state |= {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-        else:  # DeepSpeed writes model + optimizer itself (partitioned under ZeRO)
-            self.optimizer.save(directory)
-        torch.save(state, os.path.join(directory, CHECKPOINT))
-
-    def load(self, directory: str) -> None:
-        state = torch.load(os.path.join(directory, CHECKPOINT), weights_only=True, map_location=self.device)
-        self.ref.model.load_state_dict(state["ref"])
-        if isinstance(self.optimizer, torch.optim.Optimizer):
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        else:
-            self.optimizer.load(directory)
-        self.data_gen.set_state(state["data_gen"].cpu())
-        self.sample_gen.set_state(state["sample_gen"].cpu())
-        self.step_count = int(state["step"])
-        self._sync_rollout()
-
-    def done(self) -> bool:
-        return self.step_count >= self.config.trainer.total_steps
 
     def close(self) -> None:
         if self._tmp is not None:

@@ -1,0 +1,54 @@
+"""The one place that touches Ray Tune's and Optuna's private state.
+
+archer-sweep subclasses Ray's `OptunaSearch` (it must tell Optuna what the rules decided,
+which Ray's class does not do) and drives Ray's ASHA from inside its own scheduler, and
+neither library exposes what that needs. Each private attribute is read here, in one
+function, so that a library upgrade breaks in one file. Written against the versions
+that pyproject.toml admits (WRITTEN_AGAINST); `tests/test_libcompat.py` fails with a
+message naming the missing attribute when an installed version lacks one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+WRITTEN_AGAINST = {"ray": "2.60", "optuna": "5.0"}
+
+#: (owner, attribute, what archer-sweep reads it for)
+PRIVATE_ATTRS: tuple[tuple[str, str, str], ...] = (
+    ("ray.tune.search.optuna.OptunaSearch", "_ot_study", "the Optuna study behind the searcher"),
+    ("ray.tune.search.optuna.OptunaSearch", "_ot_trials", "Ray trial id -> Optuna trial"),
+    ("ray.tune.search.optuna.OptunaSearch", "_completed_trials", "trials already told to Optuna"),
+    ("ray.tune.schedulers.AsyncHyperBandScheduler", "_trial_info", "trials ASHA already tracks"),
+    ("optuna.study.Study", "_storage", "the stored state of a trial"),
+    ("optuna.trial.Trial", "_trial_id", "the storage id of a live trial"),
+)
+
+
+def study_of(search: Any) -> optuna.Study:
+    return search._ot_study
+
+
+def trials_of(search: Any) -> dict[str, optuna.Trial]:
+    return search._ot_trials
+
+
+def completed_of(search: Any) -> set[str]:
+    return search._completed_trials
+
+
+def asha_tracks(asha: Any, trial_id: str) -> bool:
+    return trial_id in asha._trial_info
+
+
+def stored_trial(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial:
+    """The trial as the storage has it now (one row read, not the whole study)."""
+    return study._storage.get_trial(trial._trial_id)
+
+
+def enqueued_params(frozen: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """Params of an enqueued point, also while a killed `ask()` left `params` empty:
+    Optuna keeps them in the `fixed_params` system attribute until they are suggested."""
+    return {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}

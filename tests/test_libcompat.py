@@ -1,0 +1,72 @@
+"""The Ray / Optuna private attributes archer-sweep relies on exist in the installed versions.
+
+When this fails after an upgrade, `archer_sweep/engine/libcompat.py` is the one file to adapt."""
+
+from __future__ import annotations
+
+import importlib
+
+import optuna
+import pytest
+import ray
+from ray.tune.schedulers import AsyncHyperBandScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from archer_sweep.engine import libcompat
+
+
+def _instances() -> dict[str, object]:
+    search = OptunaSearch(
+        space={"x": optuna.distributions.FloatDistribution(0.0, 1.0)}, metric="m", mode="max"
+    )
+    search.suggest("t0")
+    study = optuna.create_study()
+    return {
+        "ray.tune.search.optuna.OptunaSearch": search,
+        "ray.tune.schedulers.AsyncHyperBandScheduler": AsyncHyperBandScheduler(metric="m", mode="max"),
+        "optuna.study.Study": study,
+        "optuna.trial.Trial": study.ask(),
+    }
+
+
+@pytest.mark.parametrize(
+    "owner,attr,why", libcompat.PRIVATE_ATTRS, ids=[a for _, a, _ in libcompat.PRIVATE_ATTRS]
+)
+def test_private_attribute_exists(owner, attr, why):
+    obj = _instances()[owner]
+    versions = f"ray {ray.__version__}, optuna {optuna.__version__}"
+    assert hasattr(obj, attr), (
+        f"{owner}.{attr} ({why}) is gone in {versions}; archer-sweep was written against "
+        f"ray {libcompat.WRITTEN_AGAINST['ray']}, optuna {libcompat.WRITTEN_AGAINST['optuna']}: "
+        "adapt archer_sweep/engine/libcompat.py"
+    )
+
+
+def test_every_owner_is_importable():
+    for owner, _, _ in libcompat.PRIVATE_ATTRS:
+        module, _, name = owner.rpartition(".")
+        assert hasattr(importlib.import_module(module), name), owner
+
+
+def test_wrappers_read_the_live_objects():
+    objs = _instances()
+    search = objs["ray.tune.search.optuna.OptunaSearch"]
+    assert libcompat.study_of(search).trials[0].number == libcompat.trials_of(search)["t0"].number
+    assert libcompat.completed_of(search) == set()
+    assert not libcompat.asha_tracks(objs["ray.tune.schedulers.AsyncHyperBandScheduler"], "t0")
+    study = objs["optuna.study.Study"]
+    assert libcompat.stored_trial(study, objs["optuna.trial.Trial"]).state == optuna.trial.TrialState.RUNNING
+
+
+def test_enqueued_params_survive_an_empty_params_dict():
+    study = optuna.create_study()
+    study.enqueue_trial({"x": 0.25})
+    frozen = study.get_trials(deepcopy=False)[0]
+    assert frozen.params == {}
+    assert libcompat.enqueued_params(frozen) == {"x": 0.25}
+
+
+def test_installed_versions_are_the_ones_written_against():
+    for lib, want in libcompat.WRITTEN_AGAINST.items():
+        got = importlib.import_module(lib).__version__
+        assert got.startswith(want + ".") or got == want, f"{lib} {got} installed; written against {want}.x"
