@@ -1,0 +1,218 @@
+"""Search methods on the recorded world (bench/decisions.py): how many trial-steps until the
+first healthy config, and the best healthy objective within a fixed budget.
+
+Every method starts from the user's current config (the seed's v1, entropy_coeff 0.01,
+kl_loss_coef 0.01) as its first trial and searches the spec's space. Trial k of every
+method plays recorded seed `seeds[k]` of whatever config it snaps to (common random
+numbers: the methods differ only in what they propose). Trials run one after another.
+- `hunt (archer-sweep)`: round 1 = the spec's sampler (TPE, `n_startup_trials`) with v1
+  enqueued, trials told to Optuna as `CriteriaOptunaSearch` tells them (stopped → PRUNED,
+  verdict → constraint); later rounds = `planning.nextver.propose` over every earlier trial,
+  `round_size` proposals a round; criteria stopping throughout;
+- `run (archer-sweep, one sweep)`: round 1 only, as long as the budget lasts;
+- `TPE + MedianPruner`: Optuna's documented set-up, the objective reported every step;
+- `GP (Optuna)`, `random`: no stopping;
+- `manual halving`: the seed author's method: after a trial that is not healthy, halve
+  entropy_coeff when entropy went up (a runaway, or ended above the middle of the healthy
+  band), double it when entropy went down; kl_loss_coef stays; criteria stopping (the
+  author killed runs by the same table).
+A trial is healthy when the table calls its played run healthy and the method let it finish.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+from world import EC, KL, RUNAWAY, V1, Key, World
+
+from archer_sweep.engine.searcher import SAMPLERS
+from archer_sweep.objective import CONSTRAINT_KEY, constraint_for
+from archer_sweep.planning.nextver import PastTrial, propose
+from trainable.metrics import ENTROPY
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+@dataclass
+class Trial:
+    params: dict
+    key: Key
+    steps: int
+    verdict: str
+    """The verdict the method saw (`pruned` for an Optuna prune)."""
+    healthy: bool
+    objective: float | None
+    proposed: bool = False
+    """Proposed by a model (not the enqueued start, not a startup/random draw)."""
+
+
+def _criteria_trial(world: World, params: dict, seed: int, proposed: bool = False) -> Trial:
+    key = world.snap(params, seed)
+    verdict, used = world.stop[key]
+    ok = verdict == "healthy"
+    return Trial(params, key, used, verdict, ok, world.objective[key] if ok else None, proposed)
+
+
+def _tell_like_the_searcher(world: World, study: optuna.Study, ot: optuna.Trial, t: Trial) -> None:
+    st = world.settings
+    for rep in world.runs[t.key].steps[: t.steps]:
+        ot.report(float(rep[st.metric]), int(rep["step"]))
+    ot.set_constraint(CONSTRAINT_KEY, constraint_for(t.verdict))
+    if t.verdict.startswith("stopped:"):
+        study.tell(ot, state=TrialState.PRUNED)
+    else:
+        study.tell(ot, world.objective[t.key])
+
+
+def _past(world: World, trials: list[Trial]) -> list[PastTrial]:
+    st = world.settings
+    out = []
+    for i, t in enumerate(trials):
+        steps = world.runs[t.key].steps[: t.steps]
+        progress = {int(r["step"]): float(r[st.metric]) for r in steps if math.isfinite(r[st.metric])}
+        objective = world.objective[t.key] if not t.verdict.startswith("stopped:") else None
+        out.append(PastTrial(f"t{i}", dict(t.params), t.verdict, objective, "bench", progress, t.steps))
+    return out
+
+
+def hunt(world: World, seeds: list[int], sampler_seed: int, round_size: int, rounds: bool = True):
+    spec = world.spec.search
+    sampler = SAMPLERS[spec.sampler.type](sampler_seed, spec.sampler.n_startup_trials)
+    study = optuna.create_study(direction="maximize" if spec.mode == "max" else "minimize", sampler=sampler)
+    study.enqueue_trial(dict(V1))
+    trials: list[Trial] = []
+    k = 0
+    for _ in range(round_size if rounds else len(seeds)):
+        ot = study.ask(world.space)
+        t = _criteria_trial(world, dict(ot.params), seeds[k], proposed=k >= spec.sampler.n_startup_trials)
+        _tell_like_the_searcher(world, study, ot, t)
+        trials.append(t)
+        k += 1
+        yield t
+    while rounds and k < len(seeds):
+        props = propose(_past(world, trials), world.space, spec.mode, round_size, seed=sampler_seed)
+        for p in props:
+            if k >= len(seeds):
+                break
+            t = _criteria_trial(world, dict(p.params), seeds[k], proposed=True)
+            trials.append(t)
+            k += 1
+            yield t
+
+
+def _optuna_plain(
+    world: World, seeds: list[int], sampler: optuna.samplers.BaseSampler, prune: bool, startup: int
+):
+    st = world.settings
+    pruner = optuna.pruners.MedianPruner() if prune else optuna.pruners.NopPruner()
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    study.enqueue_trial(dict(V1))
+    for k, seed in enumerate(seeds):
+        ot = study.ask(world.space)
+        key = world.snap(ot.params, seed)
+        stop = None
+        for rep in world.runs[key].steps:
+            step = int(rep["step"])
+            ot.report(float(rep[st.metric]), step)
+            if prune and ot.should_prune():
+                stop = step
+                break
+        if stop is None:
+            study.tell(ot, world.objective[key])
+            ok = world.truth[key] == "healthy"
+            verdict, steps = world.truth[key], world.runs[key].last_step
+        else:
+            study.tell(ot, state=TrialState.PRUNED)
+            ok, verdict, steps = False, "pruned", stop
+        yield Trial(
+            dict(ot.params), key, steps, verdict, ok, world.objective[key] if ok else None, k >= startup
+        )
+
+
+def manual(world: World, seeds: list[int]) -> Iterator[Trial]:
+    ec, kl = V1[EC], V1[KL]
+    lo, hi = world.space[EC].low, world.space[EC].high
+    band = next((r.between for r in world.rules if r.metric == ENTROPY and r.between), (3.0, 6.0))
+    for seed in seeds:
+        t = _criteria_trial(world, {EC: ec, KL: kl}, seed)
+        yield t
+        if t.healthy:
+            continue
+        # The author read the entropy curve: up (a runaway, or drifting above the middle of
+        # the healthy band) → halve the bonus; down (a collapse) → double it.
+        last = world.runs[t.key].steps[t.steps - 1].get(ENTROPY, math.nan)
+        up = t.verdict == RUNAWAY or (t.verdict != "stopped:entropy_low" and last > sum(band) / 2)
+        ec = max(ec / 2, lo) if up else min(ec * 2, hi)
+
+
+METHODS: dict[str, Callable[[World, list[int], int], Iterator[Trial]]] = {
+    "hunt (archer-sweep)": lambda w, seeds, s: hunt(w, seeds, s, round_size=w.spec.search.num_samples),
+    "run (archer-sweep, one sweep)": lambda w, seeds, s: hunt(w, seeds, s, 0, rounds=False),
+    # Optuna's defaults: TPE and GP draw their first 10 trials at random (the enqueued v1 among them).
+    "TPE + MedianPruner (Optuna)": lambda w, seeds, s: _optuna_plain(
+        w, seeds, optuna.samplers.TPESampler(seed=s), prune=True, startup=10
+    ),
+    "GP (Optuna)": lambda w, seeds, s: _optuna_plain(
+        w, seeds, optuna.samplers.GPSampler(seed=s), prune=False, startup=10
+    ),
+    "random": lambda w, seeds, s: _optuna_plain(
+        w, seeds, optuna.samplers.RandomSampler(seed=s), prune=False, startup=len(seeds)
+    ),
+    "manual halving (seed author)": lambda w, seeds, s: manual(w, seeds),
+}
+
+
+@dataclass
+class SearchScore:
+    to_first_healthy: float
+    """Trial-steps until the first healthy trial finished (inf: none within the cap)."""
+    best_at_budget: float | None
+    """Best healthy objective among trials finished within the budget (None: none)."""
+    proposed: int
+    proposed_healthy: float
+    """Sum over model-proposed trials of their config's healthy share in the table."""
+
+
+def run_method(world: World, method: str, bench_seed: int, budget: int, cap: int) -> SearchScore:
+    rng = random.Random(10_000 + bench_seed)
+    max_trials = cap // min(world.runs[k].last_step for k in world.runs) + 1
+    seeds = [rng.choice(world.seeds) for _ in range(4 * max_trials)]
+    used, first, best = 0, math.inf, None
+    proposed, share = 0, 0.0
+    for t in METHODS[method](world, seeds, bench_seed):
+        used += t.steps
+        if t.proposed:
+            proposed += 1
+            share += world.healthy_share(t.key[:2])
+        if t.healthy and math.isinf(first):
+            first = used
+        if t.healthy and used <= budget:
+            best = t.objective if best is None else max(best, t.objective)
+        if used >= max(cap, budget) or (used >= budget and not math.isinf(first)):
+            break
+    return SearchScore(first, best, proposed, share)
+
+
+def search_job(args: tuple) -> tuple[str, int, SearchScore]:
+    """One (method, seed) for a process pool: the world is loaded once per process."""
+    method, seed, budget, cap = args
+    return method, seed, run_method(_world(), method, seed, budget, cap)
+
+
+_WORLD: World | None = None
+
+
+def _world() -> World:
+    global _WORLD
+    if _WORLD is None:
+        from world import load_world
+
+        _WORLD = load_world()
+    return _WORLD

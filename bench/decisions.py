@@ -1,0 +1,201 @@
+"""How good are archer-sweep's decisions? Measured on the recorded tiny world, side by side
+with the peers a user would pick instead, over many simulated sweeps.
+
+    python bench/decisions.py                 # ≈ minutes on 2 cores; tables + PNGs
+    python bench/decisions.py --quick         # a smoke run (few sweeps and seeds)
+
+Three tables (Markdown, also written to `--out`/decisions.md) and two PNGs:
+1. Stopping (bench/decide_stop.py): criteria vs Ray's ASHA / median stopping vs Optuna's
+   pruners vs none, on ≥ 200 random sweeps of 6–12 recorded runs.
+2. Search (bench/decide_search.py): trial-steps to the first healthy config and the best
+   healthy objective within a budget, for `hunt`, one archer-sweep sweep, TPE +
+   MedianPruner, GP, random search and the seed author's manual halving, ≥ 100 seeds each;
+   plus the share of model-proposed configs that the table calls healthy.
+3. Verdict stability: per grid config, whether its recorded seeds agree, and which rules flip.
+Ground truth is the criteria verdict of each full recorded run under the spec's rules
+(sweeps/replay.yaml, the default sweep's rules).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import math
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from decide_search import METHODS, search_job
+from decide_stop import STOP_HEADERS, STOPPERS, draw_sweeps, stop_job, stopping_table
+from world import EC, KL, World, load_world, median_iqr
+
+from archer_sweep.tables import fmt, md_table
+
+log = logging.getLogger("decisions")
+
+
+def _pooled(what: str, fn, jobs_list: list, names, jobs: int) -> dict[str, list]:
+    """Run `fn` over `jobs_list` on `jobs` processes; results by name, in job order."""
+    got: dict[str, dict[int, object]] = {n: {} for n in names}
+    t0 = time.monotonic()
+    with mp.get_context("fork").Pool(jobs) as pool:
+        for i, (name, idx, score) in enumerate(pool.imap_unordered(fn, jobs_list, chunksize=4)):
+            got[name][idx] = score
+            if (i + 1) % max(len(jobs_list) // 10, 1) == 0:
+                log.info("%s: %d/%d (%.0f s)", what, i + 1, len(jobs_list), time.monotonic() - t0)
+    return {n: [got[n][i] for i in sorted(got[n])] for n in names}
+
+
+def search_table(world: World, scores: dict[str, list], budget: int, cap: int) -> list[list]:
+    best = world.best_healthy()
+    ref = median_iqr([s.to_first_healthy for s in scores["TPE + MedianPruner (Optuna)"]])[0]
+    rows = []
+    for method in METHODS:
+        ss = scores[method]
+        med, q1, q3 = median_iqr([s.to_first_healthy for s in ss])
+        found = [s.best_at_budget for s in ss if s.best_at_budget is not None]
+        regret = median_iqr([best - b for b in found])
+        proposed = sum(s.proposed for s in ss)
+        share = sum(s.proposed_healthy for s in ss) / proposed if proposed else None
+        rows.append(
+            [
+                method,
+                len(ss),
+                f"{fmt(med)} [{fmt(q1)}–{fmt(q3)}]",
+                f"{med / ref:.2f}×" if math.isfinite(med) and math.isfinite(ref) else "—",
+                f"{100 * sum(math.isfinite(s.to_first_healthy) for s in ss) / len(ss):.0f}%",
+                f"{100 * len(found) / len(ss):.0f}%",
+                f"{fmt(regret[0])} [{fmt(regret[1])}–{fmt(regret[2])}]" if found else "—",
+                "—" if share is None else f"{100 * share:.0f}% of {proposed}",
+            ]
+        )
+    return rows
+
+
+def search_headers(budget: int, cap: int) -> list[str]:
+    return [
+        "method",
+        "seeds",
+        "trial-steps to first healthy: median [IQR]",
+        "vs TPE + MedianPruner",
+        f"found healthy within {cap}",
+        f"healthy within {budget}",
+        f"regret at {budget} (vs table's best healthy): median [IQR]",
+        "model proposals the table calls healthy",
+    ]
+
+
+def stability_table(world: World) -> tuple[list[list], list[list], float]:
+    """Per config the verdicts of its seeds; the rules that split seeds; share that disagree."""
+    rows, flips = [], collections.Counter()
+    disagree = 0
+    for ec, kl in world.configs:
+        verdicts = [world.truth[(ec, kl, s)] for s in world.seeds]
+        split = len(set(verdicts)) > 1
+        disagree += split
+        if split:
+            for v in set(verdicts):
+                flips[v] += 1
+        rows.append([ec, kl, " / ".join(verdicts), "split" if split else "agree"])
+    flip_rows = [[v, n] for v, n in flips.most_common()]
+    return rows, flip_rows, disagree / len(world.configs)
+
+
+def plot(world: World, scores: dict[str, list], cap: int, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    data = [[min(s.to_first_healthy, cap * 1.05) for s in scores[m]] for m in METHODS]
+    ax.boxplot(data, orientation="horizontal", tick_labels=[m.replace(" (", "\n(") for m in METHODS])
+    ax.axvline(cap, color="grey", ls=":", lw=1)
+    ax.set_xlabel(f"trial-steps until the first healthy config (right of {cap}: none found)")
+    ax.set_title("Search on the recorded tiny world (lower is better)")
+    fig.tight_layout()
+    paths.append(out / "first_healthy.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    ecs = sorted({c[0] for c in world.configs})
+    kls = sorted({c[1] for c in world.configs})
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    grid = [[world.healthy_share((e, k)) for e in ecs] for k in kls]
+    im = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=1, origin="lower", aspect="auto")
+    for i, k in enumerate(kls):
+        for j, e in enumerate(ecs):
+            vs = [world.truth[(e, k, s)] for s in world.seeds]
+            short = {v.split(":")[-1][:8] for v in vs}
+            ax.text(j, i, "\n".join(sorted(short)), ha="center", va="center", fontsize=6)
+    ax.set_xticks(range(len(ecs)), [fmt(e) for e in ecs])
+    ax.set_yticks(range(len(kls)), [fmt(k) for k in kls])
+    ax.set_xlabel(EC)
+    ax.set_ylabel(KL)
+    ax.set_title("Share of recorded seeds called healthy (cell text: the verdicts of its seeds)")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    paths.append(out / "verdict_agreement.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sweeps", type=int, default=200, help="simulated sweeps for the stopping table")
+    ap.add_argument("--seeds", type=int, default=100, help="seeds per search method")
+    ap.add_argument("--budget", type=int, default=720, help="trial-steps budget for 'best healthy'")
+    ap.add_argument("--cap", type=int, default=1800, help="trial-steps after which a search gives up")
+    ap.add_argument("--jobs", type=int, default=2, help="processes for the search simulations")
+    ap.add_argument("--out", type=Path, default=Path("bench/out/decisions"))
+    ap.add_argument("--quick", action="store_true", help="smoke run: 20 sweeps, 4 seeds")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.sweeps, args.seeds = 20, 4
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    world = load_world()
+    parts = [f"# Decisions on the recorded tiny world ({len(world.runs)} runs)\n"]
+
+    sweeps = draw_sweeps(world, args.sweeps)
+    stop_jobs = [(name, i, keys) for name in STOPPERS for i, keys in enumerate(sweeps)]
+    rows = stopping_table(_pooled("stopping", stop_job, stop_jobs, STOPPERS, args.jobs))
+    parts += [
+        f"## Stopping ({args.sweeps} sweeps of 6–12 random recorded runs)\n",
+        md_table(STOP_HEADERS, rows),
+    ]
+    log.info("stopping table done (%.0f s)", time.monotonic() - t0)
+
+    search_jobs = [(m, s, args.budget, args.cap) for m in METHODS for s in range(args.seeds)]
+    scores = _pooled("search", search_job, search_jobs, METHODS, args.jobs)
+    parts += [
+        f"\n## Search ({args.seeds} seeds per method; best healthy objective in the table "
+        f"{fmt(world.best_healthy())})\n",
+        md_table(search_headers(args.budget, args.cap), search_table(world, scores, args.budget, args.cap)),
+    ]
+
+    grid, flips, share = stability_table(world)
+    parts += [
+        f"\n## Verdict stability: {100 * share:.0f}% of {len(grid)} configs get different verdicts "
+        f"from their {len(world.seeds)} recorded seeds\n",
+        md_table(["verdict among split seeds", "configs"], flips),
+        "",
+        md_table([EC, KL, "verdicts of seeds " + ", ".join(map(str, world.seeds)), "seeds"], grid),
+    ]
+    pngs = plot(world, scores, args.cap, args.out)
+    text = "\n".join(parts) + f"\n\nPlots: {', '.join(str(p) for p in pngs)}\n"
+    (args.out / "decisions.md").write_text(text)
+    sys.stdout.write(text)
+    log.info("wall %.0f s", time.monotonic() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""The recorded tiny world as ground truth for the decision benchmarks (bench/decisions.py).
+
+A `World` is the shipped table (`bench/data/tiny-world.jsonl.gz`: 8 entropy_coeff × 4
+kl_loss_coef × 3 seeds, 60 steps each, no stopping) judged once by a spec's rules:
+- `truth[key]`: the criteria verdict of the *full* recorded run (what a researcher who
+  watched every step would call it), key = (entropy_coeff, kl_loss_coef, seed);
+- `stop[key]`: what archer-sweep's live criteria do to that run: (verdict, steps used);
+- `snap(params, seed)`: the recorded run a trial plays, chosen by the `replay` backend's own
+  nearest-config rule (`archer_sweep.results.replay.snap`), so benchmark and product agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from archer_sweep.criteria import evaluate
+from archer_sweep.planning.backtest import objective_value, replay_criteria, settings_from_spec
+from archer_sweep.results import replay
+from archer_sweep.results.runs import Run
+from archer_sweep.spec.load import load_spec
+from archer_sweep.spec.space import to_optuna_space
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE = ROOT / "bench" / "data" / "tiny-world.jsonl.gz"
+SPEC = ROOT / "sweeps" / "replay.yaml"
+EC, KL, SEED = "algorithm.entropy_coeff", "algorithm.kl_loss_coef", "trainer.seed"
+RUNAWAY = "stopped:entropy_high"
+V1 = {EC: 0.01, KL: 0.01}
+"""The seed write-up's v1: the config a user has before the round starts."""
+
+Key = tuple[float, float, int]
+
+
+@dataclass
+class World:
+    spec: Any
+    table: replay.Table
+    runs: dict[Key, Run]
+    truth: dict[Key, str] = field(default_factory=dict)
+    stop: dict[Key, tuple[str, int]] = field(default_factory=dict)
+    objective: dict[Key, Optional[float]] = field(default_factory=dict)
+
+    @property
+    def settings(self):
+        return settings_from_spec(self.spec)
+
+    @property
+    def rules(self):
+        return self.spec.rules()
+
+    @property
+    def space(self):
+        return to_optuna_space(self.spec)
+
+    @property
+    def configs(self) -> list[tuple[float, float]]:
+        return sorted({(k[0], k[1]) for k in self.runs})
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({k[2] for k in self.runs})
+
+    def snap(self, params: dict, seed: int) -> Key:
+        run, _ = replay.snap(self.table, {EC: params[EC], KL: params[KL], SEED: seed})
+        return _key(run)
+
+    def healthy_share(self, config: tuple[float, float]) -> float:
+        """Share of a grid config's recorded seeds that the table calls healthy."""
+        verdicts = [self.truth[(*config, s)] for s in self.seeds]
+        return sum(v == "healthy" for v in verdicts) / len(verdicts)
+
+    def best_healthy(self) -> float:
+        return max(self.objective[k] for k, v in self.truth.items() if v == "healthy")
+
+    def truncated(self, key: Key, steps: int) -> Run:
+        """The run as a trial stopped after `steps` reports would have left it."""
+        run = self.runs[key]
+        return Run(run.run_id, dict(run.params), run.steps[:steps], None, run.source)
+
+
+def _key(run: Run) -> Key:
+    p = run.params
+    return (float(p[EC]), float(p[KL]), int(p[SEED]))
+
+
+def load_world(spec_path: Path = SPEC, table: Path = TABLE, overrides: tuple = ()) -> World:
+    spec = load_spec(spec_path, overrides) if overrides else load_spec(spec_path)
+    tab = replay.load_table((str(table),))
+    runs = {_key(r): r for r in tab.runs}
+    world = World(spec, tab, runs)
+    st, rules = world.settings, world.rules
+    for key, run in runs.items():
+        v = evaluate(rules, run.steps, objective=st.metric, finished=True)
+        world.truth[key] = v.verdict
+        world.objective[key] = objective_value(run, st.metric, st.reduce, st.mode)
+    for key, out in zip(runs, replay_criteria(list(runs.values()), rules, st)):
+        world.stop[key] = (out.verdict, out.steps_used)
+    return world
+
+
+def median_iqr(xs: list[float]) -> tuple[float, float, float]:
+    """(median, 25th, 75th percentile); inf entries count (as 'never')."""
+    if not xs:
+        return (math.nan, math.nan, math.nan)
+    ys = sorted(xs)
+
+    def q(p: float) -> float:
+        i = p * (len(ys) - 1)
+        lo, hi = math.floor(i), math.ceil(i)
+        if ys[lo] == ys[hi]:
+            return ys[lo]
+        return ys[lo] + (ys[hi] - ys[lo]) * (i - lo)
+
+    return q(0.5), q(0.25), q(0.75)
