@@ -2,21 +2,36 @@
 
 A `bad` rule stops a trial when its condition holds for `patience` consecutive
 reports after `after_step` (or at the first report at/after `at_step`). A `good`
-rule is judged when the trial finishes: at `at_step` (first report at/after it) or,
-without `at_step`, at the last report. No Ray, no I/O: the online scheduler, the
-offline backtest and the tests share this one code path.
+rule is judged at `at_step` (first report at/after it) or, without `at_step`, at the
+last report. A good rule judged at `at_step` that misses decides the verdict there: with
+`stop_when_decided` (the default) the trial stops at that step as `unhealthy:<rule>`
+(reason `DECIDED`) instead of running on for nothing. No Ray, no I/O: the online
+scheduler, the offline backtest and the tests share this one code path.
 
-NaN policy (a missing or NaN value is never silently "fine"):
-- `on_nan: stop` (default): a non-finite value of the rule's metric once the rule
-  is active stops the trial with verdict `stopped:nan`.
-- `on_nan: skip`: the report is ignored by this rule (its patience streak is kept);
-  for metrics that are legitimately undefined, e.g. `response_length/pos/mean`
-  when no response is correct (the score rules cover that case).
-- `on_nan: fire`: a non-finite value counts as the rule's condition holding.
-A good rule whose metric is missing/NaN at judgement time is missed (unhealthy).
+Observed, missing, NaN:
+- A metric absent from a report is *not observed* there: its rules skip that report (a
+  patience streak neither grows nor breaks, `at_step` waits for the next report that has
+  it, `window` averages the reports that have it).
+- A watched key the trial has never reported: in a live trial (`recorded=False`) a rule
+  that needs it stops the trial as `stopped:nan` (a typo in the spec or a misconfigured
+  trainer must fail loudly); in a recorded history (`recorded=True`: backtest, next, the
+  replay backend) the rules on that key do not apply to that run (`unreported` names
+  them, so that callers can warn).
+- An explicit non-finite value (NaN, inf) is never silently "fine":
+  - `on_nan: stop` (default): once the rule is active it stops the trial as `stopped:nan`.
+  - `on_nan: skip`: the report is ignored by this rule (its patience streak is kept);
+    for metrics that are legitimately undefined, e.g. `response_length/pos/mean`
+    when no response is correct (the score rules cover that case).
+  - `on_nan: fire`: it counts as the rule's condition holding.
+  A good rule whose value is non-finite when judged is missed (unhealthy).
 
-`window: N` makes a rule judge the mean of the finite values of its metric over the last
-N reports (up to the judged one) instead of that report alone: for noisy batch metrics.
+`window: N` makes a rule judge the mean of the finite values of its metric in the reports
+of the last N steps (up to the judged one) instead of that report alone: for noisy batch
+metrics. On a history that reports every step these are the last N reports.
+
+`forecast` (bad rules with <, <=, >, >=) stops a runaway before it crosses the line: see
+`Forecast` and `forecast_crossing`. Its verdict is the rule's own `stopped:<rule>`, with a
+reason such as `forecast: crosses 7 at step ~19 (band 16–23)`.
 """
 
 from __future__ import annotations
@@ -24,9 +39,11 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Optional
 
+from archer_sweep import trend
+from archer_sweep.trend import Forecast
 from archer_sweep.values import is_number
 
 OPS: dict[str, Callable[[float, float], bool]] = {
@@ -38,8 +55,12 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 STEP_KEY = "step"
+FORECAST_OPS = (">", ">=", "<", "<=")
+"""Operators with a direction a trend can run towards."""
 
 NAN_VERDICT = "stopped:nan"
+DECIDED = "decided: stopped at the judged step (scheduler.stop_when_decided)"
+"""Reason of an `unhealthy:<rule>` verdict that ended its trial at the good rule's `at_step`."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +76,10 @@ class Rule:
     patience: int = 1
     on_nan: Literal["stop", "skip", "fire"] = "stop"
     window: int = 1
-    """Judge the mean of the metric over the last `window` reports (finite values only),
+    """Judge the mean of the metric over the last `window` steps (finite values only),
     e.g. a score that one batch of prompts makes noisy."""
+    forecast: Optional[Forecast] = None
+    """Bad rules: also stop when the trend says the threshold will be crossed soon."""
 
     def __post_init__(self) -> None:
         if (self.op is None) == (self.between is None):
@@ -69,6 +92,12 @@ class Rule:
             raise ValueError(f"rule {self.name!r}: {self.patience=} must be >= 1")
         if self.window < 1:
             raise ValueError(f"rule {self.name!r}: {self.window=} must be >= 1")
+        if self.forecast is not None and (
+            self.verdict != "bad" or self.op not in FORECAST_OPS or self.at_step is not None
+        ):
+            raise ValueError(
+                f"rule {self.name!r}: forecast needs a bad rule with one of {FORECAST_OPS} and no at_step"
+            )
 
     def holds(self, x: float) -> bool:
         """The rule's condition on a finite value (for bad rules: the bad thing)."""
@@ -91,7 +120,9 @@ class Rule:
         )
         pat = f", {self.patience} reports in a row" if self.patience > 1 else ""
         metric = f"mean of last {self.window} {self.metric}" if self.window > 1 else self.metric
-        return f"{metric} {cond} ({when}{pat})"
+        f = self.forecast
+        ahead = f", or forecast within {f.horizon} steps" if f else ""
+        return f"{metric} {cond} ({when}{pat}{ahead})"
 
 
 @dataclass(frozen=True)
@@ -107,6 +138,11 @@ class Verdict:
     @property
     def stopped(self) -> bool:
         return self.verdict.startswith("stopped:")
+
+    @property
+    def ended_early(self) -> bool:
+        """The trial ended at `step`: a stop, or a good rule's miss that decided it."""
+        return self.stopped or DECIDED in (self.reason or "")
 
     def as_dict(self) -> dict:
         value = self.value
@@ -129,6 +165,15 @@ def _value(metrics: Mapping[str, float], key: str) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
 
 
+def _observed(metrics: Mapping[str, object], key: str) -> bool:
+    """Does the report carry `key` at all (NaN counts as carried, absent or None not)?"""
+    return metrics.get(key) is not None
+
+
+def _step_of(report: Mapping[str, float], default: int = 0) -> int:
+    return int(report.get(STEP_KEY, default))
+
+
 @dataclass
 class CriteriaTracker:
     """Incremental evaluation of a rule list over one trial's reports (O(rules) per report)."""
@@ -140,55 +185,68 @@ class CriteriaTracker:
     history: list[dict] = field(default_factory=list)
     verdict: Optional[Verdict] = None
     keep_history: bool = True
+    recorded: bool = False
+    """The reports are a recorded history: a key it never reports makes its rules not apply
+    (live, False: a rule whose key was never reported stops the trial as `stopped:nan`)."""
+    stop_when_decided: bool = True
+    """Return `unhealthy:<rule>` from `update` as soon as a good `at_step` rule misses."""
+    seen: set[str] = field(default_factory=set)
+    """Watched keys reported so far."""
 
     def __post_init__(self) -> None:
-        if not self.keep_history and any(r.window > 1 for r in self.rules):
-            raise ValueError("rules with window > 1 need keep_history=True")
+        if not self.keep_history and any(r.window > 1 or r.forecast for r in self.rules):
+            raise ValueError("rules with window > 1 or a forecast need keep_history=True")
 
     def update(self, metrics: Mapping[str, float]) -> Optional[Verdict]:
-        """Feed one report; return a `stopped:*` verdict the first time a bad rule fires."""
+        """Feed one report; return the verdict the first time it ends the trial: a bad rule
+        fired (`stopped:*`) or, with `stop_when_decided`, a good `at_step` rule missed."""
         if self.verdict is not None:
             return self.verdict
         step = int(metrics.get(STEP_KEY, len(self.history) + 1))
+        watched = self._watched()
+        self.seen |= {k for k in watched if _observed(metrics, k)}
         if self.keep_history:
-            self.history.append({k: metrics[k] for k in self._watched() if k in metrics} | {STEP_KEY: step})
-        if self.objective and not is_number(metrics.get(self.objective)):
-            self.verdict = Verdict(
-                NAN_VERDICT,
-                rule=None,
-                step=step,
-                metric=self.objective,
-                value=_value(metrics, self.objective),
-                reason=f"objective {self.objective} is not finite",
-            )
-            return self.verdict
+            self.history.append({k: metrics[k] for k in watched if _observed(metrics, k)} | {STEP_KEY: step})
+        v = self._check_objective(step, metrics)
         for rule in self.rules:
-            if rule.verdict != "bad":
-                continue
-            v = self._check_bad(rule, step, metrics)
-            if v is not None:
-                self.verdict = v
-                return v
-        return None
+            if v is None and rule.verdict == "bad":
+                v = self._check_bad(rule, step, metrics)
+        if v is None and self.stop_when_decided and self.keep_history:
+            v = self._check_decided(step)
+        self.verdict = v
+        return v
+
+    def _check_objective(self, step: int, metrics: Mapping[str, float]) -> Optional[Verdict]:
+        obj = self.objective
+        if not obj:
+            return None
+        if not _observed(metrics, obj):
+            if self.recorded or obj in self.seen:
+                return None  # not observed in this report
+            reason = f"objective {obj} is missing (never reported)"
+        elif is_number(metrics.get(obj)):
+            return None
+        else:
+            reason = f"objective {obj} is not finite"
+        return Verdict(NAN_VERDICT, None, step, obj, _value(metrics, obj), reason=reason)
 
     def _check_bad(self, rule: Rule, step: int, metrics: Mapping[str, float]) -> Optional[Verdict]:
         if rule.at_step is not None:
             if step < rule.at_step or self.streaks.get(rule.name, 0) < 0:
                 return None
-            self.streaks[rule.name] = -1  # judged once
         elif step <= rule.after_step:
             return None
-        x = _judged_value(rule, self.history if self.keep_history else [metrics])
+        if not _observed(metrics, rule.metric):
+            if self.recorded or rule.metric in self.seen:
+                return None  # not observed: the streak stays, at_step waits for the next report
+            reason = f"{rule.metric} is missing (never reported)"
+            return Verdict(NAN_VERDICT, rule.name, step, rule.metric, math.nan, reason=reason)
+        if rule.at_step is not None:
+            self.streaks[rule.name] = -1  # judged once
+        x = _judged_value(rule, self.history if self.keep_history else [{**metrics, STEP_KEY: step}])
         if not math.isfinite(x):
             if rule.on_nan == "stop":
-                return Verdict(
-                    NAN_VERDICT,
-                    rule=rule.name,
-                    step=step,
-                    metric=rule.metric,
-                    value=x,
-                    reason=f"{rule.metric} is {'missing' if rule.metric not in metrics else x}",
-                )
+                return Verdict(NAN_VERDICT, rule.name, step, rule.metric, x, reason=f"{rule.metric} is {x}")
             if rule.on_nan == "skip":
                 return None
             hit = True
@@ -200,55 +258,130 @@ class CriteriaTracker:
         self.streaks[rule.name] = streak
         if streak >= rule.patience:
             return Verdict(f"stopped:{rule.name}", rule.name, step, rule.metric, x)
+        if rule.forecast is not None and math.isfinite(x):
+            reason = forecast_crossing(rule, _recent(rule, self.history), step)
+            if reason is not None:
+                return Verdict(f"stopped:{rule.name}", rule.name, step, rule.metric, x, reason=reason)
+        return None
+
+    def _check_decided(self, step: int) -> Optional[Verdict]:
+        """The first good `at_step` rule that this report decides as missed, as a verdict."""
+        for rule in self.rules:
+            if rule.verdict != "good" or rule.at_step is None or step < rule.at_step:
+                continue
+            if self.streaks.get(rule.name, 0) < 0:
+                continue  # judged (and met) at an earlier report
+            if _report_index(rule, self.history) is None and (self.recorded or rule.metric in self.seen):
+                continue  # not observed yet: the next report that has it is judged
+            self.streaks[rule.name] = -1
+            v = self._judge_good(rule, self.history, step)
+            if v is not None:
+                return replace(v, reason=f"{v.reason}; {DECIDED}" if v.reason else DECIDED)
         return None
 
     def _watched(self) -> set[str]:
         keys = {r.metric for r in self.rules}
         return keys | ({self.objective} if self.objective else set())
 
+    def unreported(self) -> list[str]:
+        """Watched keys no report so far has carried (sorted)."""
+        return sorted(self._watched() - self.seen)
+
     def finish(self, history: Optional[Sequence[Mapping[str, float]]] = None) -> Verdict:
         """Final verdict of a trial that ran to its end (good rules judged here)."""
         if self.verdict is not None:
             return self.verdict
         hist = list(history) if history is not None else self.history
-        last_step = int(hist[-1].get(STEP_KEY, len(hist))) if hist else 0
+        last_step = _step_of(hist[-1], len(hist)) if hist else 0
         for rule in self.rules:
-            if rule.verdict != "good":
-                continue
-            at = _report_index(rule, hist)
-            report = hist[at] if at is not None else None
-            x = _judged_value(rule, hist[: at + 1]) if at is not None else math.nan
-            step = int(report.get(STEP_KEY, last_step)) if report is not None else last_step
-            if not math.isfinite(x) or not rule.holds(x):
-                self.verdict = Verdict(
-                    f"unhealthy:{rule.name}",
-                    rule.name,
-                    step,
-                    rule.metric,
-                    x,
-                    reason=None if report is not None else f"no report at or after step {rule.at_step}",
-                )
-                return self.verdict
+            if rule.verdict == "good" and (v := self._judge_good(rule, hist, last_step)) is not None:
+                self.verdict = v
+                return v
         self.verdict = Verdict("healthy", step=last_step)
         return self.verdict
+
+    def _judge_good(
+        self, rule: Rule, hist: Sequence[Mapping[str, float]], last_step: int
+    ) -> Optional[Verdict]:
+        """`unhealthy:<rule>` if the good rule misses on `hist`, else None (met, or not applicable)."""
+        at = _report_index(rule, hist)
+        if at is None:
+            if self.recorded and not any(_observed(h, rule.metric) for h in hist):
+                return None  # the run never reports the key: the rule does not apply
+            reason = (
+                f"no report of {rule.metric} at or after step {rule.at_step}"
+                if any(_observed(h, rule.metric) for h in hist)
+                else f"{rule.metric} never reported"
+            )
+            return Verdict(
+                f"unhealthy:{rule.name}", rule.name, last_step, rule.metric, math.nan, reason=reason
+            )
+        x = _judged_value(rule, hist[: at + 1])
+        if math.isfinite(x) and rule.holds(x):
+            return None
+        return Verdict(f"unhealthy:{rule.name}", rule.name, _step_of(hist[at], last_step), rule.metric, x)
 
 
 def _judged_value(rule: Rule, reports: Sequence[Mapping[str, float]]) -> float:
     """The value a rule judges, `reports` ending at the judged one: that report's value, or
-    with `window > 1` the mean of the finite values in the last `window` reports (NaN if none)."""
+    with `window > 1` the mean of the finite values in the reports of the last `window`
+    steps (NaN if none)."""
     if rule.window == 1:
         return _value(reports[-1], rule.metric)
-    values = [x for x in (_value(h, rule.metric) for h in reports[-rule.window :]) if math.isfinite(x)]
+    since = _step_of(reports[-1], len(reports)) - rule.window
+    values = []
+    for h in reversed(reports):
+        if _step_of(h, since + 1) <= since:
+            break
+        x = _value(h, rule.metric)
+        if math.isfinite(x):
+            values.append(x)
     return sum(values) / len(values) if values else math.nan
 
 
 def _report_index(rule: Rule, hist: Sequence[Mapping[str, float]]) -> Optional[int]:
-    """Index of the report a good rule judges: the first at/after `at_step`, else the last."""
-    if not hist:
-        return None
+    """Index of the report a good rule judges: the first at/after `at_step`, else the last,
+    among the reports that carry its metric."""
+    have = [i for i, h in enumerate(hist) if _observed(h, rule.metric)]
     if rule.at_step is None:
-        return len(hist) - 1
-    return next((i for i, h in enumerate(hist) if int(h.get(STEP_KEY, 0)) >= rule.at_step), None)
+        return have[-1] if have else None
+    return next((i for i in have if _step_of(hist[i]) >= rule.at_step), None)
+
+
+def _recent(rule: Rule, hist: Sequence[Mapping[str, float]]) -> list[tuple[int, float]]:
+    """The last `forecast.window` finite (step, value) pairs after `after_step`, oldest first."""
+    out: list[tuple[int, float]] = []
+    for h in reversed(hist):
+        s = _step_of(h)
+        if s <= rule.after_step or len(out) == rule.forecast.window:  # type: ignore[union-attr]
+            break
+        x = _value(h, rule.metric)
+        if math.isfinite(x):
+            out.append((s, x))
+    return out[::-1]
+
+
+def forecast_crossing(rule: Rule, points: Sequence[tuple[int, float]], step: int) -> Optional[str]:
+    """The forecast reason of a bad rule at `step` (see `trend.forecast`), else None."""
+    if rule.forecast is None:
+        return None
+    rising = rule.op in (">", ">=")
+    return trend.forecast(points, float(rule.value), rising, rule.forecast, step)  # type: ignore[arg-type]
+
+
+def unreported(
+    rules: Sequence[Rule], history: Iterable[Mapping[str, float]], objective: Optional[str] = None
+) -> list[str]:
+    """Watched keys (rule metrics, objective) that no report of `history` carries, sorted."""
+    keys = {r.metric for r in rules} | ({objective} if objective else set())
+    for report in history:
+        keys -= {k for k in keys if _observed(report, k)}
+    return sorted(keys)
+
+
+def without_forecasts(rules: Sequence[Rule]) -> list[Rule]:
+    """The rules with their forecasts off: the verdict of a run watched to its end."""
+    return [replace(r, forecast=None) for r in rules]
 
 
 def evaluate(
@@ -256,13 +389,20 @@ def evaluate(
     history: Iterable[Mapping[str, float]],
     objective: Optional[str] = None,
     finished: bool = True,
+    *,
+    recorded: bool = True,
+    stop_when_decided: bool = True,
 ) -> Verdict | None:
     """Replay a whole metric history: the verdict a live trial would have received.
 
-    Returns the stop verdict if a bad rule fires, else (when `finished`) the final
-    verdict, else None (still running, nothing fired).
+    Returns the verdict that ended the trial early (a bad rule fired, or with
+    `stop_when_decided` a good `at_step` rule missed), else (when `finished`) the final
+    verdict, else None (still running, nothing decided). `recorded` (default): keys the
+    history never reports make their rules not apply, as for imported histories.
     """
-    tracker = CriteriaTracker(list(rules), objective=objective)
+    tracker = CriteriaTracker(
+        list(rules), objective=objective, recorded=recorded, stop_when_decided=stop_when_decided
+    )
     for report in history:
         v = tracker.update(report)
         if v is not None:

@@ -44,9 +44,10 @@ def test_nan_skip_keeps_streak_and_nan_stop_is_own_verdict():
     assert v.verdict == "stopped:nan" and v.rule == "entropy_high" and math.isnan(v.value)
 
 
-def test_missing_metric_is_not_fine():
-    v = evaluate([ENTROPY_HIGH], [{"step": 3}])
-    assert v.verdict == "stopped:nan" and "missing" in v.reason
+def test_missing_metric_is_not_fine_live():
+    # a live trial whose trainer never reports a watched key fails loudly
+    v = evaluate([ENTROPY_HIGH], [{"step": 3}], recorded=False)
+    assert v.verdict == "stopped:nan" and v.reason == "actor/entropy is missing (never reported)"
 
 
 def test_nan_fire_counts_as_condition():
@@ -141,5 +142,5 @@ def test_window_on_good_rule_uses_reports_up_to_the_judged_step_and_skips_nan():
 
 def test_window_needs_history():
     w = Rule("r", M.SCORE_MEAN, "bad", op="<", value=0.1, window=2)
-    with pytest.raises(ValueError, match="window > 1 need keep_history"):
+    with pytest.raises(ValueError, match="window > 1 or a forecast need keep_history"):
         CriteriaTracker([w], keep_history=False)

@@ -22,6 +22,7 @@ from ray.air.integrations.wandb import WandbLoggerCallback
 
 from archer_sweep.engine.verdicts import VerdictStore
 from archer_sweep.errors import UserError
+from archer_sweep.results.replay import BACKEND as REPLAY_BACKEND
 from archer_sweep.results.sweepdir import LOCK_FILE, SPEC_FILE, study_url
 from archer_sweep.spec.space import apply_params, base_config, fixed_params, to_optuna_space, total_steps
 
@@ -232,6 +233,8 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
         max_t=total_steps(spec),
         step_timeout_s=spec.failure.step_timeout_s,
         start_timeout_s=spec.failure.start_timeout_s,
+        stop_when_decided=spec.scheduler.stop_when_decided,
+        recorded=spec.trainable.backend == REPLAY_BACKEND,  # recorded runs: unreported keys are no typo
     )
     sampler = make_sampler(s.sampler.type, s.sampler.seed, s.sampler.n_startup_trials, space)
     searcher = CriteriaOptunaSearch(

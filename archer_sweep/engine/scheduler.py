@@ -1,13 +1,16 @@
 """`CriteriaScheduler`: stop a trial the moment a bad monitoring rule fires.
 
 Each result goes to the trial's `criteria.CriteriaTracker` (the same code the
-offline backtest runs). A firing bad rule returns STOP and records
-`stopped:<rule>` with its step and value in `verdicts.jsonl`; a finished trial gets
-`healthy` / `unhealthy:<rule>` from the good rules; a crash gets `error` with the
-exception's message. ASHA, when configured, runs on the objective after the rules
-(`stopped:asha`). Ray Tune keeps no scheduler state across restore, so trackers are
-rebuilt from `verdicts.jsonl` and each trial's `result.json` on the first result
-after a resume.
+offline backtest runs). A firing bad rule (its threshold, or its forecast) returns STOP and
+records `stopped:<rule>` with its step and value in `verdicts.jsonl`; with
+`stop_when_decided` a good `at_step` rule that misses returns STOP and records
+`unhealthy:<rule>` at that step; a finished trial gets `healthy` / `unhealthy:<rule>` from
+the good rules; a live trainer that never reports a watched key is `stopped:nan` (a replay
+of recorded runs, `recorded=True`, instead leaves the rules on that key out, with a
+warning); a crash gets `error` with the exception's message. ASHA, when configured, runs
+on the objective after the rules (`stopped:asha`). Ray Tune keeps no scheduler state
+across restore, so trackers are rebuilt from `verdicts.jsonl` and each trial's
+`result.json` on the first result after a resume.
 """
 
 from __future__ import annotations
@@ -62,9 +65,13 @@ class CriteriaScheduler(FIFOScheduler):
         max_t: Optional[int] = None,
         step_timeout_s: Optional[float] = None,
         start_timeout_s: Optional[float] = None,
+        stop_when_decided: bool = True,
+        recorded: bool = False,
     ):
         super().__init__()
         self.rules = list(rules)
+        self.stop_when_decided = stop_when_decided
+        self.recorded = recorded  # trials play recorded runs (backend: replay)
         self.store = store
         self.objective = objective
         self._mode = mode
@@ -134,6 +141,9 @@ class CriteriaScheduler(FIFOScheduler):
         # Tune hands the final (done=True) result only here, not to on_trial_result.
         if result and (not tracker.history or _step(result) > tracker.history[-1][STEP_KEY]):
             tracker.update(result)
+        if self.recorded and tracker.verdict is None:
+            for key in tracker.unreported():
+                log.warning("trial %s never reports %s: the rules on it do not apply", trial.trial_id, key)
         self._record(trial, tracker.finish())
 
     def on_trial_error(self, tune_controller, trial) -> None:
@@ -238,7 +248,12 @@ class CriteriaScheduler(FIFOScheduler):
     def _tracker(self, trial, result: Mapping[str, Any]) -> CriteriaTracker:
         tracker = self.trackers.get(trial.trial_id)
         if tracker is None:
-            tracker = CriteriaTracker(self.rules, objective=self.objective)
+            tracker = CriteriaTracker(
+                self.rules,
+                objective=self.objective,
+                recorded=self.recorded,
+                stop_when_decided=self.stop_when_decided,
+            )
             for past in _past_results(trial, before=result.get(ITER)):
                 tracker.update(past)  # resume: replay what the trial reported before
             self.trackers[trial.trial_id] = tracker

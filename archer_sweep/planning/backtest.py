@@ -10,13 +10,20 @@ ASHA and median depend on the order reports arrive in; the replay assumes all ru
 ran side by side at equal speed (reports ordered by step, then by run order).
 
 Trial-steps are counted in training steps: a run stopped at step 61 of 148 used 61.
+A criteria outcome ends early where the live scheduler would end the trial: a bad rule fired
+(a threshold or a forecast), or, with `stop_when_decided`, a good `at_step` rule missed
+(`unhealthy:<rule>` at that step). Runs are recorded histories: a watched key a run never
+reports makes the rules on that key not apply to it, with one warning naming run and key.
+
 Regret = best healthy objective without stopping − best healthy objective among the
 runs the policy let finish (sign flipped for mode min); "healthy" is the criteria
-verdict of the full recorded run.
+verdict of the full recorded run, forecasts off (what a researcher who watched every
+step would call it).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,10 +31,12 @@ from typing import Optional
 
 import numpy as np
 
-from archer_sweep.criteria import evaluate
+from archer_sweep.criteria import Verdict, evaluate, unreported, without_forecasts
 from archer_sweep.objective import reduce_objective
 from archer_sweep.results.runs import Run
 from trainable import metrics as M
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class Outcome:
     verdict: str
     """`completed` or `stopped:<rule|asha|median>` (criteria: the criteria verdict)."""
     stop_step: Optional[int]
+    """The step the policy ended the run at (None = ran to its end)."""
     steps_used: int
 
 
@@ -62,6 +72,8 @@ class Settings:
     reduction_factor: float = 3
     max_t: Optional[int] = None
     min_samples_required: int = 3
+    stop_when_decided: bool = True
+    """The spec's `scheduler.stop_when_decided`: a good `at_step` rule's miss ends the run."""
 
 
 def objective_value(run: Run, metric: str, reduce: str = "last", mode: str = "max") -> Optional[float]:
@@ -82,11 +94,23 @@ def _completed(run: Run) -> Outcome:
 # ---------------------------------------------------------------- policies
 
 
+def judge(run: Run, rules, st: Settings) -> Optional[Verdict]:
+    """The criteria verdict of a recorded run, as the live scheduler would have reached it."""
+    return evaluate(rules, run.steps, objective=st.metric, stop_when_decided=st.stop_when_decided)
+
+
+def warn_unreported(runs: Sequence[Run], rules, objective: Optional[str] = None) -> None:
+    """One warning per run and watched key the run never reports (its rules do not apply)."""
+    for r in runs:
+        for key in unreported(rules, r.steps, objective):
+            log.warning("run %s (%s) never reports %s: the rules on it do not apply", r.run_id, r.source, key)
+
+
 def replay_criteria(runs: Sequence[Run], rules, st: Settings) -> list[Outcome]:
     out = []
     for r in runs:
-        v = evaluate(rules, r.steps, objective=st.metric, finished=True)
-        stop = v.step if v is not None and v.stopped else None
+        v = judge(r, rules, st)
+        stop = v.step if v is not None and v.ended_early else None
         out.append(
             Outcome(
                 r.run_id, v.verdict if v else "completed", stop, stop if stop is not None else r.last_step
@@ -238,11 +262,9 @@ def backtest(runs: Sequence[Run], rules, st: Settings, policies: Sequence[str] =
     runs = [r for r in runs if r.steps]
     if not runs:
         raise ValueError("backtest needs at least one run with reports")
-    health = {
-        r.run_id: v.verdict
-        for r in runs
-        if (v := evaluate(rules, r.steps, objective=st.metric, finished=True))
-    }
+    warn_unreported(runs, rules, st.metric)
+    full = without_forecasts(rules)
+    health = {r.run_id: v.verdict for r in runs if (v := judge(r, full, st))}
     healthy = {r.run_id: health.get(r.run_id) == "healthy" for r in runs}
     outcomes = {p: POLICIES[p](runs, rules, st) for p in policies}
     summaries = [summarize(p, runs, outcomes[p], healthy, st) for p in policies]
@@ -261,4 +283,5 @@ def settings_from_spec(spec) -> Settings:
         reduce=spec.search.objective_reduce,
         grace_period=asha.grace_period,
         reduction_factor=asha.reduction_factor,
+        stop_when_decided=spec.scheduler.stop_when_decided,
     )

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from archer_sweep.criteria import Rule
+from archer_sweep.criteria import DECIDED, Rule
 from archer_sweep.results.analysis import TABLE_METRICS, Sweep, checkpoints, compute, status, trend, value_at
 from archer_sweep.results.runs import Run
 from archer_sweep.tables import fmt, md_table, short_param
@@ -96,15 +96,22 @@ def diagnosis(run: Run, rules: Sequence[Rule], keys: Sequence[str]) -> Optional[
             f" ({v['reason']})" if v.get("reason") else ""
         )
     elif name.startswith("stopped:"):
+        ahead = f" ({v['reason']})" if str(v.get("reason") or "").startswith("forecast") else ""
         what = (
             f"was stopped at step {v.get('step')} by rule `{v.get('rule')}`{cond}: "
-            f"`{v.get('metric')}` = {value}"
+            f"`{v.get('metric')}` = {value}{ahead}"
         )
     elif name.startswith("unhealthy:"):
-        what = (
-            f"finished but missed the good rule `{v.get('rule')}`{cond}: "
-            f"`{v.get('metric')}` = {value} at step {v.get('step')}"
-        )
+        if DECIDED in str(v.get("reason") or ""):
+            what = (
+                f"was stopped at step {v.get('step')} when it missed the good rule `{v.get('rule')}`"
+                f"{cond}: `{v.get('metric')}` = {value} (its verdict could no longer change)"
+            )
+        else:
+            what = (
+                f"finished but missed the good rule `{v.get('rule')}`{cond}: "
+                f"`{v.get('metric')}` = {value} at step {v.get('step')}"
+            )
     elif name == "error":
         what = "crashed" + (f": {v['reason']}" if v.get("reason") else "")
     else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from archer_sweep.criteria import Rule
+from archer_sweep.criteria import DECIDED, Rule
 from archer_sweep.errors import UserError
 from archer_sweep.results.history import SPEC_FILE, Run, is_results_dir, read_results_dir
 from archer_sweep.spec.space import total_steps
@@ -98,6 +98,8 @@ def read_resolved_spec(path: Path):
 
 
 def status(run: Run) -> str:
+    if DECIDED in str((run.verdict or {}).get("reason") or ""):
+        return "stopped"  # unhealthy, and ended where that was decided
     kind = run.verdict_name.split(":", 1)[0]
     return STATUS_OF.get(kind, "running" if run.steps else "pending")
 
@@ -219,7 +221,8 @@ def summarize(sweep: Sweep) -> list[TrialSummary]:
 
 
 def compute(sweep: Sweep) -> tuple[int, int]:
-    """(trial-steps used, trial-steps saved by stops). Saved = budget − stop step per stopped trial."""
+    """(trial-steps used, trial-steps saved by stops). Saved = budget − stop step per stopped
+    trial (decided `unhealthy` trials included)."""
     used = sum(r.last_step for r in sweep.runs)
     return used, stop_savings(sweep)[1]
 
@@ -227,12 +230,15 @@ def compute(sweep: Sweep) -> tuple[int, int]:
 def stop_savings(sweep: Sweep, budget: Optional[int] = None) -> tuple[int, int, float]:
     """(trials stopped, trial-steps they left unrun out of the per-trial `budget`, seconds
     those steps take at each trial's own mean `timing_s/step`, 0 where none is reported).
+    Stopped: a bad rule (or timeout, ASHA) stopped it, or its `unhealthy:<rule>` verdict
+    ended it where it was decided (reason `criteria.DECIDED`).
     `budget` defaults to the spec's total_steps, else the longest trial."""
     budget = budget or sweep.total_steps or max((r.last_step for r in sweep.runs), default=0)
     stopped = steps = 0
     seconds = 0.0
     for r in sweep.runs:
-        if not r.verdict_name.startswith("stopped"):
+        decided = DECIDED in str((r.verdict or {}).get("reason") or "")
+        if not (r.verdict_name.startswith("stopped") or decided):
             continue
         left = max(budget - r.last_step, 0)
         times = [t for t in r.series(M.TIME_STEP)[1] if math.isfinite(t)]

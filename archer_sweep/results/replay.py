@@ -31,6 +31,7 @@ from archer_sweep.results.runs import Run, flatten
 from archer_sweep.values import to_float
 from trainable import metrics as M
 
+BACKEND = "replay"
 SEED_KEY = "trainer.seed"
 STATE_FILE = "replay.json"
 
@@ -49,7 +50,7 @@ class Config(BaseModel):
     choose the recorded config to play."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-    backend: str = "replay"
+    backend: str = BACKEND
     """Backend name (`replay`)."""
     history: list[str] = Field(min_length=1)
     """Recorded runs: anything `archer-sweep backtest` reads (history JSONL or `.jsonl.gz`,

@@ -12,7 +12,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from archer_sweep.criteria import OPS, Rule
+from archer_sweep.criteria import OPS, Forecast, Rule
 
 SWEEP_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 """A sweep name: also a directory name and part of W&B run names."""
@@ -74,6 +74,15 @@ class SearchSpec(_Model):
     """What Optuna receives as the trial's value."""
 
 
+class ForecastSpec(_Model):
+    window: int = Field(8, ge=3, le=10_000)
+    """Reports (the last ones after `after_step` that carry the metric) the trend is fitted to."""
+    horizon: int = Field(10, ge=1)
+    """Steps ahead: stop when the threshold will be crossed by the current step + horizon."""
+    confidence: float = Field(0.9, ge=0.5, lt=1, allow_inf_nan=False)
+    """One-sided confidence that the trend is at least that steep (rank bound of the Theil–Sen slope)."""
+
+
 class RuleSpec(_Model):
     name: str
     """Unique rule name; appears in verdicts as stopped:<name> / unhealthy:<name>."""
@@ -98,6 +107,9 @@ class RuleSpec(_Model):
     window: int = Field(1, ge=1)
     """Judge the mean over the last N reports (finite values only) instead of one report,
     for metrics that one batch makes noisy (e.g. the score of 8 prompts)."""
+    forecast: Optional[ForecastSpec] = None
+    """Bad rules with <, <=, >, >=: also stop when a robust trend of the last reports will
+    cross the threshold within `horizon` steps (verdict stopped:<name>, reason `forecast: …`)."""
 
     def to_rule(self) -> Rule:
         between = tuple(self.between) if self.between is not None else None
@@ -113,6 +125,7 @@ class RuleSpec(_Model):
             patience=self.patience,
             on_nan=self.on_nan,
             window=self.window,
+            forecast=Forecast(**self.forecast.model_dump()) if self.forecast else None,
         )
 
 
@@ -124,6 +137,9 @@ class AshaSpec(_Model):
 
 
 class SchedulerSpec(_Model):
+    stop_when_decided: bool = True
+    """Stop a trial at the step a good rule with `at_step` misses (verdict unhealthy:<rule>
+    there, Optuna COMPLETE with the violated constraint); false = run it to its end anyway."""
     asha: Optional[AshaSpec] = None
     """Chain ASHA on the objective after the rules (off when absent)."""
 
@@ -191,7 +207,7 @@ class SweepSpec(_Model):
     criteria: list[RuleSpec] = Field(default_factory=list)
     """Monitoring rules: bad rules stop trials, good rules decide healthy at the end."""
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
-    """Early stopping on the objective besides the rules (optional ASHA)."""
+    """Early stopping besides the bad rules: once a good rule decides, and optional ASHA."""
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     """What one trial reserves; with max_concurrent it must fit the local Ray."""
     storage: StorageSpec = Field(default_factory=StorageSpec)

@@ -3,8 +3,10 @@
 A rule set is refused when a rule can never be judged (at_step beyond the budget,
 patience longer than the steps left), when fields contradict (`op` and `between`,
 `after_step` with `at_step`, patience on a good rule), when names repeat or collide
-with built-in verdicts, or when two rules together decide every trial (a good range
-that only values firing a bad rule reach; two bad rules that cover every value).
+with built-in verdicts, when a forecast has no direction to head for (a range, `==`, a
+good or `at_step` rule) or more reports to fit than the steps allow, or when two rules
+together decide every trial (a good range that only values firing a bad rule reach; two
+bad rules that cover every value).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple, Optional
 
+from archer_sweep.criteria import FORECAST_OPS
 from archer_sweep.spec.errors import given_fields, located, show
 
 RESERVED = {"nan": "stopped:nan", "timeout": "stopped:timeout", "error": "error"}
@@ -93,6 +96,8 @@ def _check_alone(rule: Any, path: tuple, lines: Any) -> None:
         raise located(
             lines, path + ("after_step",), "given with at_step (expected one of at_step or after_step)"
         )
+    if rule.forecast is not None:
+        _check_forecast(rule, path + ("forecast",), lines)
     if rule.verdict == "good":
         for name in ("after_step", "patience", "on_nan"):  # a good rule judges one report
             if name in given:
@@ -101,6 +106,20 @@ def _check_alone(rule: Any, path: tuple, lines: Any) -> None:
                     path + (name,),
                     "applies only to bad rules (expected at_step for a good rule, or verdict: bad)",
                 )
+
+
+def _check_forecast(rule: Any, path: tuple, lines: Any) -> None:
+    if rule.verdict != "bad":
+        raise located(lines, path, "applies only to bad rules (expected verdict: bad, or no forecast)")
+    if rule.op not in FORECAST_OPS:
+        what = "a range" if rule.between is not None else f"op {show(rule.op)}"
+        raise located(
+            lines, path, f"{what} has no direction to forecast (expected op one of {', '.join(FORECAST_OPS)})"
+        )
+    if rule.at_step is not None:
+        raise located(
+            lines, path, "given with at_step (expected after_step: a forecast watches every report)"
+        )
 
 
 def _check_budget(rule: Any, path: tuple, lines: Any, budget: int) -> None:
@@ -119,6 +138,15 @@ def _check_budget(rule: Any, path: tuple, lines: Any, budget: int) -> None:
         )
     if rule.verdict != "bad" or rule.at_step is not None:
         return
+    fit = rule.forecast.window if rule.forecast is not None else 0
+    if rule.after_step < budget and fit > budget - rule.after_step:
+        left = budget - rule.after_step
+        raise located(
+            lines,
+            path + ("forecast", "window"),
+            f"{fit} reports cannot be fitted in the {left} steps after step {rule.after_step} "
+            f"(expected at most {left})",
+        )
     if rule.after_step >= budget:
         raise located(
             lines,
