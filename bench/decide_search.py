@@ -9,6 +9,8 @@ numbers: the methods differ only in what they propose). Trials run one after ano
   enqueued, trials told to Optuna as `CriteriaOptunaSearch` tells them (stopped → PRUNED,
   verdict → constraint); later rounds = `planning.nextver.propose` over every earlier trial,
   `round_size` proposals a round; criteria stopping throughout;
+- `hunt, next by TPE (before)`: the same with `next --method tpe` (its behaviour before
+  the feasible-region model);
 - `run (archer-sweep, one sweep)`: round 1 only, as long as the budget lasts;
 - `TPE + MedianPruner`: Optuna's documented set-up, the objective reported every step;
 - `GP (Optuna)`, `random`: no stopping;
@@ -82,7 +84,14 @@ def _past(world: World, trials: list[Trial]) -> list[PastTrial]:
     return out
 
 
-def hunt(world: World, seeds: list[int], sampler_seed: int, round_size: int, rounds: bool = True):
+def hunt(
+    world: World,
+    seeds: list[int],
+    sampler_seed: int,
+    round_size: int,
+    rounds: bool = True,
+    method: str = "feasible",
+):
     spec = world.spec.search
     sampler = SAMPLERS[spec.sampler.type](sampler_seed, spec.sampler.n_startup_trials)
     study = optuna.create_study(direction="maximize" if spec.mode == "max" else "minimize", sampler=sampler)
@@ -97,7 +106,9 @@ def hunt(world: World, seeds: list[int], sampler_seed: int, round_size: int, rou
         k += 1
         yield t
     while rounds and k < len(seeds):
-        props = propose(_past(world, trials), world.space, spec.mode, round_size, seed=sampler_seed)
+        props = propose(
+            _past(world, trials), world.space, spec.mode, round_size, seed=sampler_seed, method=method
+        )
         for p in props:
             if k >= len(seeds):
                 break
@@ -154,6 +165,9 @@ def manual(world: World, seeds: list[int]) -> Iterator[Trial]:
 
 METHODS: dict[str, Callable[[World, list[int], int], Iterator[Trial]]] = {
     "hunt (archer-sweep)": lambda w, seeds, s: hunt(w, seeds, s, round_size=w.spec.search.num_samples),
+    "hunt, next by TPE (before)": lambda w, seeds, s: hunt(
+        w, seeds, s, round_size=w.spec.search.num_samples, method="tpe"
+    ),
     "run (archer-sweep, one sweep)": lambda w, seeds, s: hunt(w, seeds, s, 0, rounds=False),
     # Optuna's defaults: TPE and GP draw their first 10 trials at random (the enqueued v1 among them).
     "TPE + MedianPruner (Optuna)": lambda w, seeds, s: _optuna_plain(

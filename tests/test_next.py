@@ -103,12 +103,13 @@ def test_next_cli_writes_a_runnable_spec_and_cites_past_runs(tmp_path):
     text = out.with_suffix(".md").read_text()
     assert "current (t_ok, healthy)" in text
     assert "t_high (stopped:entropy_high @ 3, d=" in text or "t_band (unhealthy:entropy_band, d=" in text
-    # adding history changes the proposal
+    # a recorded runaway where the first proposal lies moves the proposals away from it
+    first = yaml.safe_load(out.read_text())["search"]["points_to_evaluate"][0]
     extra = write_history(
         [
             Run(
                 "old",
-                {EC: 2e-4, KL: 0.002},
+                {EC: first[EC], KL: first[KL]},
                 [
                     {M.STEP: 1, M.ENTROPY: 9.0, M.SCORE_MEAN: 0.0},
                     {M.STEP: 3, M.ENTROPY: 9.0, M.SCORE_MEAN: 0.0},
@@ -119,10 +120,9 @@ def test_next_cli_writes_a_runnable_spec_and_cites_past_runs(tmp_path):
     )
     res = _cli("next", d, "-o", tmp_path / "v2b.yaml", "--count", "3", "--history", extra)
     assert res.exit_code == 0, res.output
-    assert (
-        yaml.safe_load(out.read_text())["search"]["points_to_evaluate"]
-        != yaml.safe_load((tmp_path / "v2b.yaml").read_text())["search"]["points_to_evaluate"]
-    )
+    again = yaml.safe_load((tmp_path / "v2b.yaml").read_text())["search"]["points_to_evaluate"]
+    assert first not in again
+    assert "ran away" in (tmp_path / "v2b.md").read_text()
 
 
 def test_next_input_errors_exit_2(tmp_path):
@@ -133,6 +133,19 @@ def test_next_input_errors_exit_2(tmp_path):
     bad.write_text('{"run": "x", "step": 1, "metrics": {}}\nnot json\n')
     res = _cli("next", d, "--history", bad)
     assert res.exit_code == 2 and "bad.jsonl:2: not a JSON line" in res.output
+    res = _cli("next", d, "--method", "gp")
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1] == "error: --method 'gp': expected one of feasible, tpe"
+
+
+def test_next_methods_feasible_shows_its_model_and_tpe_does_not(tmp_path):
+    d = handmade_sweep(tmp_path)
+    res = _cli("next", d, "-o", tmp_path / "f.yaml", "--count", "2")
+    assert res.exit_code == 0, res.output
+    assert "| proposal | P(healthy) | expected objective | evidence |" in res.output
+    res = _cli("next", d, "-o", tmp_path / "t.yaml", "--count", "2", "--method", "tpe", "--no-monotone")
+    assert res.exit_code == 0, res.output
+    assert "P(healthy)" not in res.output and "TPE" in res.output
 
 
 @pytest.mark.slow

@@ -101,9 +101,23 @@ def next_(
         None, "-o", "--out", help="Where to write the proposed spec (default: DIR/next.yaml)."
     ),
     count: int = typer.Option(2, "--count", min=1, help="Configurations to propose."),
+    method: str = typer.Option(
+        "feasible",
+        "--method",
+        help="feasible: expected improvement x P(healthy) learnt from every past verdict; "
+        "tpe: Optuna's constrained TPE (the behaviour before the feasible-region model).",
+    ),
+    monotone: bool = typer.Option(
+        True,
+        "--monotone/--no-monotone",
+        help="feasible: exclude points at least as runaway-prone as a past runaway (more "
+        "entropy_coeff, less kl_loss_coef) or as collapse-prone as a past collapse.",
+    ),
 ) -> None:
     """Propose the next version(s) with a rationale table, as a runnable spec."""
-    _call("next", directory=directory, history=history, out=out, count=count)
+    _call(
+        "next", directory=directory, history=history, out=out, count=count, method=method, monotone=monotone
+    )
 
 
 @app.command()

@@ -11,17 +11,24 @@ from typing import Optional
 import typer
 import yaml
 
-from archer_sweep.planning.nextver import (
-    next_spec,
-    override_lines,
-)
+from archer_sweep.errors import UserError
+from archer_sweep.planning.nextver import METHODS, next_spec, override_lines
 from archer_sweep.planning.propose import make_proposals, rationale_table, spec_data
 from archer_sweep.results.analysis import load_sweep
 
 
-def main(directory: Path, history: Sequence[Path] = (), out: Optional[Path] = None, count: int = 2) -> int:
+def main(
+    directory: Path,
+    history: Sequence[Path] = (),
+    out: Optional[Path] = None,
+    count: int = 2,
+    method: str = "feasible",
+    monotone: bool = True,
+) -> int:
+    if method not in METHODS:
+        raise UserError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
     sweep = load_sweep(directory)
-    past, space, props = make_proposals(sweep, history, count)
+    past, space, props = make_proposals(sweep, history, count, method, monotone)
     data = spec_data(sweep)
     spec = next_spec(data, props)
     out = Path(out) if out is not None else sweep.directory / "next.yaml"

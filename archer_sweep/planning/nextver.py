@@ -30,6 +30,7 @@ from optuna.trial import TrialState
 
 from archer_sweep.criteria import evaluate
 from archer_sweep.objective import CONSTRAINT_KEY, constraint_for
+from archer_sweep.planning import feasible_next
 from archer_sweep.results.runs import Run
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,13 @@ class Proposal:
     params: dict[str, Any]
     nearest: list[tuple[PastTrial, float]]
     """The closest past trials (normalised log-parameter distance), nearest first."""
+    p_healthy: Optional[float] = None
+    """The feasible-region model's P(healthy) here (None: proposed by TPE)."""
+    expected: Optional[float] = None
+    """Its expected objective (None: no finished trial to learn from, or TPE)."""
+    expected_std: Optional[float] = None
+    why: Optional[str] = None
+    """The evidence behind the proposal, in words (feasible-region model)."""
 
 
 # ---------------------------------------------------------------- past trials
@@ -228,6 +236,11 @@ def distance(a: Mapping[str, Any], b: Mapping[str, Any], space: Mapping[str, Any
     return math.sqrt(total)
 
 
+METHODS = ("feasible", "tpe")
+"""`feasible`: EI × P(healthy) of the feasible-region model (planning/feasible.py), the
+default; `tpe`: the constrained TPE below (the behaviour before the model)."""
+
+
 def propose(
     past: Sequence[PastTrial],
     space: Mapping[str, Any],
@@ -235,10 +248,30 @@ def propose(
     count: int = 2,
     seed: Optional[int] = 0,
     neighbours: int = 3,
+    method: str = "feasible",
+    monotone: bool = True,
 ) -> list[Proposal]:
-    """`count` configurations from the constrained TPE, each with its nearest past trials."""
+    """`count` configurations, each with its nearest past trials; `method` from METHODS
+    (`feasible` falls back to TPE for a space with a categorical parameter)."""
     if not space:
         raise ValueError("the spec searches no parameter: nothing to propose (search.space is empty)")
+    if method not in METHODS:
+        raise ValueError(f"unknown proposal method {method!r} (expected one of {', '.join(METHODS)})")
+    if method == "feasible" and feasible_next.numeric(space):
+        usable = [p for p in past if all(k in p.params for k in space)]
+        out = []
+        for d in feasible_next.propose_feasible(past, space, mode, count, seed, monotone):
+            near = sorted(((p, distance(d["params"], p.params, space)) for p in usable), key=lambda x: x[1])
+            out.append(
+                Proposal(
+                    d["params"], near[:neighbours], d["p_healthy"], d["expected"], d["expected_std"], d["why"]
+                )
+            )
+        return out
+    return _propose_tpe(past, space, mode, count, seed, neighbours)
+
+
+def _propose_tpe(past, space, mode, count, seed, neighbours) -> list[Proposal]:
     study = study_copy(past, space, mode, seed)
     usable = [p for p in past if all(k in p.params for k in space)]
     out: list[Proposal] = []
@@ -329,7 +362,9 @@ def describe_near(prop: Proposal) -> str:
 
 def rationale(prop: Proposal, ref: Optional[PastTrial], space: Mapping[str, Any]) -> dict[str, str]:
     """Per parameter: the change against the reference and the nearest past trials' verdicts."""
-    if not prop.nearest:
+    if prop.why:
+        lead = prop.why
+    elif not prop.nearest:
         lead = "first point: TPE samples its prior"
     else:
         p, d = prop.nearest[0]

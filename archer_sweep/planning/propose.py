@@ -39,7 +39,13 @@ def past_trials(sweep: Sweep, history: Sequence[Path] = ()):
     )
 
 
-def make_proposals(sweep: Sweep, history: Sequence[Path] = (), count: int = 2):
+def make_proposals(
+    sweep: Sweep,
+    history: Sequence[Path] = (),
+    count: int = 2,
+    method: str = "feasible",
+    monotone: bool = True,
+):
     if sweep.spec is None:
         raise UserError(f"{sweep.directory}: no {SPEC_FILE}; `next` needs the sweep's spec")
     space = to_optuna_space(sweep.spec)
@@ -49,7 +55,9 @@ def make_proposals(sweep: Sweep, history: Sequence[Path] = (), count: int = 2):
             f"entry is fixed); nothing to propose"
         )
     past = past_trials(sweep, history)
-    props = propose(past, space, sweep.mode, count, seed=sweep.spec.search.sampler.seed)
+    props = propose(
+        past, space, sweep.mode, count, seed=sweep.spec.search.sampler.seed, method=method, monotone=monotone
+    )
     return past, space, props
 
 
@@ -70,8 +78,26 @@ def rationale_table(props: Sequence[Proposal], past, space, mode: str) -> str:
             )
         near.append([f"#{i}", describe_near(p)])
     current = f"{ref.run_id}, {ref.verdict}" if ref else "none"
+    model = ""
+    if any(p.p_healthy is not None for p in props):
+        model = (
+            "\n\nThe feasible-region model (EI × P(healthy), learnt from every past verdict):\n\n"
+            + md_table(
+                ["proposal", "P(healthy)", "expected objective", "evidence"],
+                [
+                    [
+                        f"#{i}",
+                        p.p_healthy,
+                        "—" if p.expected is None else f"{p.expected:.3g} ± {p.expected_std:.2g}",
+                        p.why,
+                    ]
+                    for i, p in enumerate(props, start=1)
+                ],
+            )
+        )
     return (
         md_table(["proposal", "Parameter", f"current ({current})", "proposed", "rationale"], rows)
+        + model
         + "\n\nNearest past runs (distance in normalised log-parameter space):\n\n"
         + md_table(["proposal", "nearest past runs and their verdicts"], near)
     )
