@@ -27,6 +27,7 @@ def to_json(bt: Backtest) -> dict:
                     "health": bt.health.get(r.run_id),
                     **{
                         p: {"verdict": o.verdict, "stop_step": o.stop_step, "steps_used": o.steps_used}
+                        | ({"reason": o.reason} if o.reason else {})
                         for p, outs in bt.outcomes.items()
                         for o in outs
                         if o.run_id == r.run_id
@@ -58,7 +59,8 @@ def to_markdown(bt: Backtest) -> str:
         cells = [r.run_id, r.last_step, bt.health.get(r.run_id)]
         for p in policies:
             o = by_run[p][r.run_id]
-            cells.append(o.verdict if o.stop_step is None else f"{o.verdict} @ {o.stop_step}")
+            ahead = " (forecast)" if (o.reason or "").startswith("forecast") else ""
+            cells.append(o.verdict if o.stop_step is None else f"{o.verdict} @ {o.stop_step}{ahead}")
         rows.append(cells)
     per_run = md_table(["run", "steps", "health (full run)", *policies], rows)
     srows = []

@@ -47,6 +47,8 @@ class Outcome:
     stop_step: Optional[int]
     """The step the policy ended the run at (None = ran to its end)."""
     steps_used: int
+    reason: Optional[str] = None
+    """Criteria: the verdict's reason, e.g. `forecast: crosses 7 at step ~19 (band 16–23)`."""
 
 
 @dataclass(frozen=True)
@@ -111,11 +113,8 @@ def replay_criteria(runs: Sequence[Run], rules, st: Settings) -> list[Outcome]:
     for r in runs:
         v = judge(r, rules, st)
         stop = v.step if v is not None and v.ended_early else None
-        out.append(
-            Outcome(
-                r.run_id, v.verdict if v else "completed", stop, stop if stop is not None else r.last_step
-            )
-        )
+        used = stop if stop is not None else r.last_step
+        out.append(Outcome(r.run_id, v.verdict if v else "completed", stop, used, v.reason if v else None))
     return out
 
 
