@@ -3,7 +3,8 @@
 Each simulated sweep draws 6–12 distinct recorded runs (config × seed) at random. Every
 policy sees the same sweeps:
 - `criteria` (archer-sweep): the spec's rules, `planning.backtest.replay_criteria`, the
-  code path of the live scheduler;
+  code path of the live scheduler; also without forecasts, and with thresholds only and
+  decided trials run to their end (the behaviour before stop-when-decided and forecasts);
 - `asha`, `median`: Ray Tune's AsyncHyperBand and MedianStoppingRule on the objective, as
   `planning.backtest` replays them (pinned against Ray's own classes in tests/test_backtest.py);
 - `optuna-median`, `optuna-patient`, `optuna-wilcoxon`: Optuna's pruners, driven through a
@@ -14,6 +15,7 @@ A run's ground truth is the criteria verdict of its full recorded run (`World.tr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import warnings
@@ -65,16 +67,35 @@ def _backtest_policy(name: str):
     return replay
 
 
-def _criteria(world: World, keys: Sequence[Key]) -> list[int | None]:
-    out = []
-    for k in keys:
-        verdict, used = world.stop[k]
-        out.append(used if verdict.startswith("stopped:") or used < world.runs[k].last_step else None)
-    return out
+def _variant(world: World, name: str) -> dict[Key, tuple[str, int]]:
+    """The spec's criteria (`spec`), or today's without a feature: `no-forecast` (thresholds
+    only), `before` (thresholds only, a decided trial runs to its end: the behaviour before
+    stop-when-decided and forecasts)."""
+    cache = world.__dict__.setdefault("_variants", {})
+    if name not in cache:
+        thresholds = [dataclasses.replace(r, forecast=None) for r in world.rules]
+        cache[name] = {
+            "spec": lambda: world.stop,
+            "no-forecast": lambda: world.stops_under(thresholds),
+            "before": lambda: world.stops_under(
+                thresholds, dataclasses.replace(world.settings, stop_when_decided=False)
+            ),
+        }[name]()
+    return cache[name]
+
+
+def _criteria(name: str):
+    def replay(world: World, keys: Sequence[Key]) -> list[int | None]:
+        stops = _variant(world, name)
+        return [used if used < world.runs[k].last_step else None for k in keys for _, used in [stops[k]]]
+
+    return replay
 
 
 STOPPERS: dict[str, Callable[[World, Sequence[Key]], list[int | None]]] = {
-    "criteria (archer-sweep)": _criteria,
+    "criteria (archer-sweep: + stop when decided + forecasts)": _criteria("spec"),
+    "criteria, + stop when decided, no forecasts": _criteria("no-forecast"),
+    "criteria, thresholds only (before)": _criteria("before"),
     "asha (Ray)": _backtest_policy("asha"),
     "median stopping (Ray)": _backtest_policy("median"),
     "MedianPruner (Optuna)": _optuna_policy(optuna.pruners.MedianPruner),

@@ -11,13 +11,14 @@ kl_loss_coef × 3 seeds, 60 steps each, no stopping) judged once by a spec's rul
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from archer_sweep.criteria import evaluate
-from archer_sweep.planning.backtest import objective_value, replay_criteria, settings_from_spec
+from archer_sweep.planning.backtest import Settings, objective_value, replay_criteria, settings_from_spec
 from archer_sweep.results import replay
 from archer_sweep.results.runs import Run
 from archer_sweep.spec.load import load_spec
@@ -40,7 +41,10 @@ class World:
     table: replay.Table
     runs: dict[Key, Run]
     truth: dict[Key, str] = field(default_factory=dict)
+    """Criteria verdict of each full run, thresholds only (no forecasts): what a researcher
+    who watched every step would call it."""
     stop: dict[Key, tuple[str, int]] = field(default_factory=dict)
+    """(verdict, steps used) under the spec's criteria as the live scheduler applies them."""
     objective: dict[Key, Optional[float]] = field(default_factory=dict)
 
     @property
@@ -75,6 +79,12 @@ class World:
     def best_healthy(self) -> float:
         return max(self.objective[k] for k, v in self.truth.items() if v == "healthy")
 
+    def stops_under(self, rules=None, settings: Settings | None = None) -> dict[Key, tuple[str, int]]:
+        """(verdict, steps used) of every run under other rules/settings (a criteria variant)."""
+        keys = list(self.runs)
+        outs = replay_criteria([self.runs[k] for k in keys], rules or self.rules, settings or self.settings)
+        return {k: (o.verdict, o.steps_used) for k, o in zip(keys, outs)}
+
     def truncated(self, key: Key, steps: int) -> Run:
         """The run as a trial stopped after `steps` reports would have left it."""
         run = self.runs[key]
@@ -92,12 +102,12 @@ def load_world(spec_path: Path = SPEC, table: Path = TABLE, overrides: tuple = (
     runs = {_key(r): r for r in tab.runs}
     world = World(spec, tab, runs)
     st, rules = world.settings, world.rules
+    thresholds = [dataclasses.replace(r, forecast=None) for r in rules]
     for key, run in runs.items():
-        v = evaluate(rules, run.steps, objective=st.metric, finished=True)
+        v = evaluate(thresholds, run.steps, objective=st.metric, finished=True)
         world.truth[key] = v.verdict
         world.objective[key] = objective_value(run, st.metric, st.reduce, st.mode)
-    for key, out in zip(runs, replay_criteria(list(runs.values()), rules, st)):
-        world.stop[key] = (out.verdict, out.steps_used)
+    world.stop = world.stops_under()
     return world
 
 

@@ -21,17 +21,24 @@ def world():
 
 
 def test_truth_and_live_stops_agree_on_the_table(world):
+    from decide_stop import _variant
+
     assert len(world.runs) == 96
-    for key, (verdict, used) in world.stop.items():
-        assert verdict == world.truth[key], key  # a live stop is the full run's verdict, earlier
+    for key, (verdict, used) in _variant(world, "no-forecast").items():
+        assert verdict == world.truth[key], key  # a threshold stop is the full run's verdict, earlier
         assert used <= world.runs[key].last_step
+    for key, (verdict, used) in world.stop.items():  # forecasts may stop earlier, never a healthy run
+        assert world.truth[key] != "healthy" or verdict == "healthy", key
+        assert used <= _variant(world, "before")[key][1]
 
 
 def test_criteria_never_stop_a_run_the_table_calls_healthy(world):
     from decide_stop import STOPPERS, draw_sweeps, score
 
     for keys in draw_sweeps(world, 10, seed=3):
-        s = score(world, keys, STOPPERS["criteria (archer-sweep)"](world, keys))
+        s = score(
+            world, keys, STOPPERS["criteria (archer-sweep: + stop when decided + forecasts)"](world, keys)
+        )
         assert s.false_stops == 0 and s.regret in (None, 0.0)
         none = score(world, keys, STOPPERS["none"](world, keys))
         assert none.used == none.total and none.runaways_through == none.runaways
@@ -68,7 +75,10 @@ def test_the_script_prints_three_tables_and_writes_two_pngs(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     for title in ("## Stopping", "## Search", "## Verdict stability"):
         assert title in out.stdout
-    assert "| criteria (archer-sweep) |" in out.stdout and "| hunt (archer-sweep) |" in out.stdout
+    assert (
+        "| criteria (archer-sweep: + stop when decided + forecasts) |" in out.stdout
+        and "| hunt (archer-sweep) |" in out.stdout
+    )
     assert (tmp_path / "first_healthy.png").stat().st_size > 10_000
     assert (tmp_path / "verdict_agreement.png").stat().st_size > 10_000
     assert (tmp_path / "decisions.md").read_text() in out.stdout
