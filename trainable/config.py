@@ -83,6 +83,28 @@ class DataConfig(_Section):
     within a short budget (a prompt seen once teaches a small model little)."""
 
 
+class HFDataConfig(DataConfig):
+    train_files: list[str] = Field(default_factory=list)
+    """Parquet files of training prompts in verl's layout (`prompt` chat messages,
+    `reward_model.ground_truth`, `data_source`, optional `extra_info`), rendered with the
+    checkpoint's chat template; empty = the built-in arithmetic task. With files,
+    `train_size` caps the rows used only when it is set explicitly (default: all rows)."""
+    val_files: list[str] = Field(default_factory=list)
+    """Parquet files of validation prompts, same layout; checked with the training files."""
+    reward: Optional[str] = None
+    """Reward for every row, by name from `trainable.data_rewards.REWARDS` (`math`, `thai`, …);
+    None = chosen per row by its `data_source` (`data_rewards.SOURCES`)."""
+
+    @field_validator("train_files", "val_files", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value  # verl accepts a path or a list
+
+    def rows_cap(self) -> Optional[int]:
+        """How many rows of the files to use: `train_size` only when the user set it."""
+        return self.train_size if "train_size" in self.model_fields_set else None
+
+
 class TrainerSection(_Section):
     total_steps: int = Field(60, ge=1)
     """GRPO steps per trial."""
@@ -166,11 +188,12 @@ class GRPOConfig(_Section):
                 f"actor.ppo_mini_batch_size={self.actor.ppo_mini_batch_size} must divide "
                 f"data.train_batch_size={self.data.train_batch_size}"
             )
-        if self.data.train_size is not None and self.data.train_size < self.data.train_batch_size:
+        files = bool(getattr(self.data, "train_files", None))
+        size = self.data.rows_cap() if files else self.data.train_size  # type: ignore[attr-defined]
+        if size is not None and size < self.data.train_batch_size:
             raise ConfigError(
                 "data.train_size",
-                f"must be at least data.train_batch_size="
-                f"{self.data.train_batch_size} (got {self.data.train_size})",
+                f"must be at least data.train_batch_size={self.data.train_batch_size} (got {size})",
             )
         return self
 
@@ -178,6 +201,8 @@ class GRPOConfig(_Section):
 class HFGRPOConfig(GRPOConfig):
     model: HFModelConfig = Field(default_factory=HFModelConfig)  # type: ignore[assignment]
     """The policy model: a local checkpoint (`path`) or a Qwen3 config to initialise randomly."""
+    data: HFDataConfig = Field(default_factory=HFDataConfig)  # type: ignore[assignment]
+    """Prompts per step, length limits and the prompt files (verl's `data`)."""
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:

