@@ -5,7 +5,8 @@ It simulates metric curves from its own seeded random walk (entropy drifts up wh
 so that engine tests run in seconds. It is a test double for the sweep engine, not
 a model of GRPO: the product's backends compute metrics from real rollouts.
 Fault knobs (`fake.fail_at_step`, `fake.nan_at_step`, `fake.hang_at_step`, `fake.sleep_s`) let tests
-exercise error, NaN and timeout paths.
+exercise error, NaN and timeout paths; `fake.omit_keys` / `fake.sparse_keys` leave keys out of
+every report / of most reports.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class FakeSection(BaseModel):
     """Sleep `hang_s` while the trainer is built (a model load that never finishes)."""
     nan_at_step: Optional[int] = None
     """Report NaN for every metric from this step on."""
+    omit_keys: list[str] = Field(default_factory=list)
+    """Keys left out of every report (a trainer that never reports them)."""
+    sparse_keys: list[str] = Field(default_factory=list)
+    """Keys reported only on steps that are multiples of `sparse_every` (e.g. eval metrics)."""
+    sparse_every: int = 5
     noise: float = 0.05
     """Std of the entropy random walk."""
     drift_scale: float = 40.0
@@ -94,7 +100,8 @@ class FakeTrainer:
         )
         if fake.nan_at_step is not None and t >= fake.nan_at_step:
             out = {k: (math.nan if k != M.STEP else v) for k, v in out.items()}
-        return out
+        gone = set(fake.omit_keys) | (set(fake.sparse_keys) if t % fake.sparse_every else set())
+        return {k: v for k, v in out.items() if k not in gone}
 
     def done(self) -> bool:
         return self.step_count >= self.config.trainer.total_steps

@@ -1,13 +1,14 @@
 """Backtest: each policy on hand-made histories with known answers, and the seed's V1."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from archer_sweep.cli.app import app
-from archer_sweep.criteria import Rule
+from archer_sweep.criteria import Forecast, Rule
 from archer_sweep.planning.backtest import Settings, backtest, replay_asha, replay_median
 from archer_sweep.results.history import Run
 from trainable import metrics as M
@@ -181,3 +182,89 @@ def test_replays_agree_with_rays_own_schedulers(seed):
     )
     mine = {k: v for k, v in _stops(replay_median(runs, [], st)).items() if v is not None}
     assert mine == _ray_reference(runs, median)
+
+
+# ---------------------------------------------------------------- decided, forecast, sparse
+
+
+def _milestones(path):
+    """A write-up's milestone table as history: a handful of steps per run, different keys at
+    different steps; v0 was recorded with its entropy only."""
+    E, S, L, C = M.ENTROPY, M.SCORE_MEAN, M.RESP_LEN_POS, M.LOGICAL_CONNECTIVES
+    runs = {
+        "v2": {1: {E: 3.6, S: 0.22}, 10: {E: 4.0, L: 57, C: 3.0}, 20: {S: 0.3, E: 4.5}, 40: {E: 5.0, S: 0.35}}
+        | {60: {L: 60, C: 2.5, S: 0.4}},
+        "v1": {1: {E: 3.6, S: 0.22}, 10: {E: 5.5, L: 50}, 20: {E: 7.4, S: 0.1}, 40: {E: 8.0}},
+        "v0": {s: {E: 4.5} for s in (10, 20, 40, 60)},
+        "v3": {
+            1: {E: 3.6, S: 0.22},
+            20: {E: 4.5, L: 55, C: 2.8},
+            40: {E: 4.8, S: 0.1},
+            60: {S: 0.3, L: 60, C: 3},
+        },
+    }
+    lines = [
+        {"run": r, "step": s, "params": {"algorithm.entropy_coeff": 0.01}, "metrics": m}
+        for r, steps in runs.items()
+        for s, m in steps.items()
+    ]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
+def test_milestone_history_is_judged_by_its_real_rules(tmp_path, caplog):
+    history = _milestones(tmp_path / "milestones.jsonl")
+    with caplog.at_level("WARNING"):
+        res = _cli("backtest", history, "--spec", ROOT / "sweeps" / "replay.yaml", "--json")
+    assert res.exit_code == 0, res.output
+    runs = {r["run"]: r for r in json.loads(res.output[res.output.index("{") :])["runs"]}
+    assert {k: r["health"] for k, r in runs.items()} == {
+        "v2": "healthy",
+        "v1": "stopped:entropy_high",
+        "v0": "healthy",  # only entropy recorded: judged by the entropy rules
+        "v3": "unhealthy:score_good",
+    }
+    assert runs["v1"]["criteria"]["stop_step"] == 20
+    assert runs["v3"]["criteria"] | {"reason": None} == {
+        "verdict": "unhealthy:score_good",
+        "stop_step": 40,
+        "steps_used": 40,
+        "reason": None,
+    }
+    assert "nan" not in res.output
+    warned = [r.getMessage() for r in caplog.records if "never reports" in r.getMessage()]
+    assert sorted(warned) == [
+        f"run {r} ({history}) never reports {k}: the rules on it do not apply"
+        for r, k in [("v0", M.SCORE_MEAN), ("v0", M.RESP_LEN_POS), ("v0", M.LOGICAL_CONNECTIVES)]
+        + [("v1", M.LOGICAL_CONNECTIVES)]
+    ]
+
+
+def test_stop_when_decided_counts_the_steps_after_the_judged_step_as_saved():
+    good = Rule("score_good", M.SCORE_MEAN, "good", op=">", value=0.2, at_step=4)
+    runs = [_run("miss", [0.3, 0.3, 0.3, 0.1, 0.9, 0.9, 0.9, 0.9]), _run("ok", [0.3] * 8)]
+    for decided, used in ((True, 4 + 8), (False, 16)):
+        st = Settings(metric=M.SCORE_MEAN, stop_when_decided=decided)
+        bt = backtest(runs, [good], st, policies=("criteria",))
+        miss = bt.outcomes["criteria"][0]
+        assert miss.verdict == bt.health["miss"] == "unhealthy:score_good"
+        assert (miss.stop_step, miss.steps_used) == ((4, 4) if decided else (None, 8))
+        assert bt.summaries[0].steps_used == used and bt.summaries[0].regret == 0
+
+
+def test_forecast_stops_replay_and_health_is_judged_without_them():
+    rule = Rule(
+        "entropy_high", M.ENTROPY, "bad", op=">", value=7, after_step=1, forecast=Forecast(4, 10, 0.9)
+    )
+    climb = Run("climb", {}, [{M.STEP: s, M.ENTROPY: 4 + 0.3 * s, M.SCORE_MEAN: 0.5} for s in range(1, 13)])
+    turn = Run(
+        "turn", {}, [{M.STEP: s, M.ENTROPY: 4 + 0.3 * min(s, 6), M.SCORE_MEAN: 0.5} for s in range(1, 13)]
+    )
+    bt = backtest([climb, turn], [rule], Settings(metric=M.SCORE_MEAN), policies=("criteria",))
+    out = {o.run_id: o for o in bt.outcomes["criteria"]}
+    assert bt.health == {"climb": "stopped:entropy_high", "turn": "healthy"}
+    assert out["climb"].stop_step == 5 and out["climb"].reason.startswith("forecast: crosses 7 at step ~")
+    # a climb that levels off at 5.8 is stopped by the forecast: a false stop, and the health
+    # (full run, forecasts off) is what makes it one
+    assert out["turn"].stop_step == 5 and out["turn"].verdict == "stopped:entropy_high"
+    assert bt.summaries[0].regret == math.inf

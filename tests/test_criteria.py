@@ -1,8 +1,10 @@
 import math
+from dataclasses import replace
 
 import pytest
 
-from archer_sweep.criteria import OPS, CriteriaTracker, Rule, evaluate
+from archer_sweep.criteria import DECIDED, OPS, CriteriaTracker, Forecast, Rule, evaluate, unreported
+from archer_sweep.trend import theil_sen
 from trainable import metrics as M
 
 
@@ -144,3 +146,144 @@ def test_window_needs_history():
     w = Rule("r", M.SCORE_MEAN, "bad", op="<", value=0.1, window=2)
     with pytest.raises(ValueError, match="window > 1 or a forecast need keep_history"):
         CriteriaTracker([w], keep_history=False)
+
+
+# ---------------------------------------------------------------- stop when decided
+
+SCORE_GOOD = Rule("score_good", M.SCORE_MEAN, "good", op=">", value=0.2, at_step=3)
+
+
+def test_a_missed_at_step_good_rule_ends_the_trial_there():
+    t = CriteriaTracker([SCORE_GOOD])
+    assert [t.update(r) for r in hist(M.SCORE_MEAN, [0.3, 0.3])] == [None, None]
+    v = t.update({"step": 3, M.SCORE_MEAN: 0.1})
+    assert (v.verdict, v.step, v.value, v.reason) == ("unhealthy:score_good", 3, 0.1, DECIDED)
+    assert v.ended_early and not v.stopped and t.finish() is v
+    # met at step 3: nothing decided early, healthy at the end
+    assert evaluate([SCORE_GOOD], hist(M.SCORE_MEAN, [0.0, 0.0, 0.3, 0.0])).verdict == "healthy"
+
+
+def test_keep_running_judges_the_same_rule_at_the_end():
+    scores = hist(M.SCORE_MEAN, [0.3, 0.3, 0.1, 0.9])
+    t = CriteriaTracker([SCORE_GOOD], stop_when_decided=False)
+    assert [t.update(r) for r in scores] == [None] * 4
+    v = t.finish()
+    assert (v.verdict, v.step, v.reason, v.ended_early) == ("unhealthy:score_good", 3, None, False)
+
+
+def test_a_bad_rule_firing_at_the_judged_step_wins():
+    bad = Rule("score_zero", M.SCORE_MEAN, "bad", op="<", value=0.05)
+    v = evaluate([bad, SCORE_GOOD], hist(M.SCORE_MEAN, [0.3, 0.3, 0.0]))
+    assert v.verdict == "stopped:score_zero"
+
+
+# ---------------------------------------------------------------- sparse reports
+
+
+def test_a_report_without_the_metric_is_not_observed():
+    # the streak of 2 survives the reports that lack the key; explicit NaN still stops
+    reports = [
+        {"step": 1, M.RESP_LEN_POS: 10},
+        {"step": 2},
+        {"step": 3, M.RESP_LEN_POS: 10},
+        {"step": 4, M.ENTROPY: 5},
+        {"step": 5, M.RESP_LEN_POS: 10},
+    ]
+    rule = Rule("guessing", M.RESP_LEN_POS, "bad", op="<", value=20, patience=3)
+    for recorded in (True, False):
+        v = evaluate([rule], reports, recorded=recorded)
+        assert (v.verdict, v.step) == ("stopped:guessing", 5)
+    v = evaluate([ENTROPY_HIGH], [{"step": 3, M.ENTROPY: 5}, {"step": 4}, {"step": 5, M.ENTROPY: math.nan}])
+    assert (v.verdict, v.step) == ("stopped:nan", 5)
+
+
+def test_at_step_waits_for_a_report_that_has_the_metric():
+    reports = [{"step": 2, M.SCORE_MEAN: 0.3}, {"step": 3}, {"step": 4, M.SCORE_MEAN: 0.1}]
+    v = evaluate([SCORE_GOOD], reports)
+    assert (v.verdict, v.step, v.value) == ("unhealthy:score_good", 4, 0.1)
+    bad = Rule("score_low", M.SCORE_MEAN, "bad", op="<", value=0.2, at_step=3)
+    assert evaluate([bad], reports).step == 4
+
+
+def test_window_averages_the_reports_of_the_last_steps():
+    good = Rule("score_good", M.SCORE_MEAN, "good", op=">", value=0.2, at_step=40, window=5)
+    milestones = [
+        {"step": 10, M.SCORE_MEAN: 0.0},
+        {"step": 20, M.SCORE_MEAN: 0.0},
+        {"step": 40, M.SCORE_MEAN: 0.3},
+    ]
+    v = evaluate([good], milestones)  # steps 36-40: only step 40's 0.3 counts
+    assert v.verdict == "healthy"
+
+
+def test_a_recorded_run_that_never_reports_a_key_is_judged_without_its_rules():
+    conn = Rule("connectives_kept", M.LOGICAL_CONNECTIVES, "good", op=">", value=2)
+    collapsed = Rule("collapsed", M.LOGICAL_CONNECTIVES, "bad", op="<", value=1)
+    entropy_only = hist(M.ENTROPY, [4, 5, 5, 4])
+    assert evaluate([conn, collapsed, BAND], entropy_only).verdict == "healthy"
+    assert unreported([conn, BAND], entropy_only, objective=M.SCORE_MEAN) == [
+        M.SCORE_MEAN,
+        M.LOGICAL_CONNECTIVES,
+    ]
+    # live: the same trainer fails loudly (bad rule) or misses the good rule
+    v = evaluate([collapsed], entropy_only, recorded=False)
+    assert (v.verdict, v.step, v.reason) == (
+        "stopped:nan",
+        1,
+        "token/logical_connectives is missing (never reported)",
+    )
+    v = evaluate([conn], entropy_only, recorded=False)
+    assert (v.verdict, v.reason) == ("unhealthy:connectives_kept", "token/logical_connectives never reported")
+
+
+def test_live_objective_never_reported_stops_but_a_gap_is_skipped():
+    v = evaluate([], [{"step": 1, M.ENTROPY: 5}], objective=M.SCORE_MEAN, recorded=False)
+    assert v.verdict == "stopped:nan" and "never reported" in v.reason
+    gap = [{"step": 1, M.SCORE_MEAN: 0.1}, {"step": 2}, {"step": 3, M.SCORE_MEAN: 0.2}]
+    assert evaluate([], gap, objective=M.SCORE_MEAN, recorded=False).verdict == "healthy"
+
+
+# ---------------------------------------------------------------- forecasts
+
+CLIMB = Rule("entropy_high", M.ENTROPY, "bad", op=">", value=7, after_step=2, forecast=Forecast(5, 10, 0.9))
+
+
+def test_forecast_stops_a_steady_climb_before_the_threshold():
+    climb = hist(M.ENTROPY, [4.0, 4.3, 4.6, 4.8, 5.1, 5.4, 5.7, 6.0, 6.3, 6.6, 6.9, 7.2])
+    v = evaluate([CLIMB], climb)
+    assert (v.verdict, v.rule, v.step, v.value) == ("stopped:entropy_high", "entropy_high", 7, 5.7)
+    # steps 3-7: median slope 0.3, 0.25 at 90 %: 7 is reached by step 13 <= 7 + 10
+    assert v.reason == "forecast: crosses 7 at step ~11 (band 11–13)"
+    assert evaluate([replace(CLIMB, forecast=None)], climb).step == 12  # the plain threshold
+
+
+def test_forecast_leaves_a_noisy_flat_or_slow_run_alone():
+    flat = hist(M.ENTROPY, [5.0, 5.3, 4.8, 5.2, 4.9, 5.3, 4.7, 5.1, 5.2, 4.8, 5.0, 5.3])
+    assert evaluate([CLIMB], flat).verdict == "healthy"
+    slow = hist(M.ENTROPY, [4 + 0.05 * i for i in range(12)])  # crosses 7 only at step ~61
+    assert evaluate([CLIMB], slow).verdict == "healthy"
+
+
+def test_forecast_of_a_falling_metric_and_robustness_to_one_outlier():
+    low = Rule("entropy_low", M.ENTROPY, "bad", op="<", value=1, forecast=Forecast(5, 5, 0.9))
+    fall = hist(M.ENTROPY, [3.0, 2.7, 2.4, 9.0, 1.8, 1.5, 1.2, 0.9])
+    v = evaluate([low], fall)
+    assert v.verdict == "stopped:entropy_low" and v.reason.startswith("forecast: crosses 1 at step ~")
+    line = theil_sen([1, 2, 3, 4, 5], [1.0, 2.0, 30.0, 4.0, 5.0], 0.9)
+    assert line.slope == pytest.approx(1.0) and line.level == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, msg",
+    [
+        (dict(verdict="good", op=">", value=1), "forecast needs a bad rule"),
+        (dict(verdict="bad", between=(0, 1)), "forecast needs a bad rule"),
+        (dict(verdict="bad", op="==", value=1), "forecast needs a bad rule"),
+        (dict(verdict="bad", op=">", value=1, at_step=3), "no at_step"),
+    ],
+)
+def test_forecast_rule_shape(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        Rule("r", "m", forecast=Forecast(), **kwargs)
+    with pytest.raises(ValueError, match="self.window=2"):
+        Forecast(window=2)

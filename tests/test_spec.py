@@ -4,6 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from archer_sweep.cli.app import app
+from archer_sweep.criteria import Forecast
 from archer_sweep.spec.load import SpecError, load_spec
 from tests.spec_helpers import edit, write
 
@@ -495,3 +496,78 @@ def test_reference_documents_every_trainer_config_field():
         "| `trainable.config.actor.lr` | float | `0.0002` | (tiny, hf) AdamW learning rate"
         in reference_markdown()
     )
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (
+            {
+                20: "  - {name: entropy_band, metric: actor/entropy, between: [3, 6], at_step: 50, verdict: good, "
+                "forecast: {window: 5}}"
+            },
+            "s.yaml:20: criteria[2].forecast: applies only to bad rules (expected verdict: bad, or no forecast)",
+        ),
+        (
+            {18: "  - {name: x, metric: actor/entropy, between: [1, 2], forecast: {}}"},
+            "s.yaml:18: criteria[0].forecast: a range has no direction to forecast (expected op one of >, >=, <, <=)",
+        ),
+        (
+            {18: '  - {name: x, metric: actor/entropy, op: "==", value: 7, forecast: {}}'},
+            "s.yaml:18: criteria[0].forecast: op '==' has no direction to forecast (expected op one of >, >=, <, <=)",
+        ),
+        (
+            {18: '  - {name: x, metric: actor/entropy, op: ">", value: 7, at_step: 9, forecast: {}}'},
+            "s.yaml:18: criteria[0].forecast: given with at_step (expected after_step: a forecast watches every report)",
+        ),
+        (
+            {
+                18: '  - {name: x, metric: actor/entropy, op: ">", value: 7, after_step: 50, forecast: {window: 20}}'
+            },
+            "s.yaml:18: criteria[0].forecast.window: 20 reports cannot be fitted in the 10 steps after step 50 "
+            "(expected at most 10)",
+        ),
+        (
+            {18: '  - {name: x, metric: actor/entropy, op: ">", value: 7, forecast: {window: 2}}'},
+            "s.yaml:18: criteria[0].forecast.window: 2 is out of range (expected a value >= 3)",
+        ),
+        (
+            {18: '  - {name: x, metric: actor/entropy, op: ">", value: 7, forecast: {confidence: 1.0}}'},
+            "s.yaml:18: criteria[0].forecast.confidence: 1.0 is out of range (expected a value < 1)",
+        ),
+        (
+            {18: '  - {name: x, metric: actor/entropy, op: ">", value: 7, forecast: {horizn: 5}}'},
+            "s.yaml:18: criteria[0].forecast.horizn: unknown key; did you mean `horizon`? "
+            "(expected one of window, horizon, confidence)",
+        ),
+        (
+            {18: '  - {name: x, metric: actor/entropy, op: ">", value: 7, forecast: 5}'},
+            "s.yaml:18: criteria[0].forecast: got 5 (expected a mapping)",
+        ),
+        (
+            {22: "storage: {path: results}\nscheduler: {stop_when_decided: maybe}"},
+            "s.yaml:23: scheduler.stop_when_decided: got 'maybe' (expected true or false)",
+        ),
+        (
+            {22: "storage: {path: results}\nscheduler: {stop_when_decide: false}"},
+            "s.yaml:23: scheduler.stop_when_decide: unknown key; did you mean `stop_when_decided`? "
+            "(expected one of stop_when_decided, asha)",
+        ),
+    ],
+)
+def test_forecast_and_stop_when_decided_keys(tmp_path, changes, message):
+    with pytest.raises(SpecError) as exc:
+        load_spec(write(tmp_path, edit(changes)))
+    assert str(exc.value) == f"{tmp_path}/{message}"
+
+
+def test_forecast_and_stop_when_decided_reach_the_rules(tmp_path):
+    rule = '  - {name: x, metric: actor/entropy, op: "<", value: 1, forecast: {window: 5, horizon: 3}}'
+    spec = load_spec(
+        write(
+            tmp_path, edit({18: rule, 22: "storage: {path: results}\nscheduler: {stop_when_decided: false}"})
+        )
+    )
+    assert spec.rules()[0].forecast == Forecast(window=5, horizon=3, confidence=0.9)
+    assert spec.scheduler.stop_when_decided is False
+    assert load_spec(write(tmp_path, edit())).scheduler.stop_when_decided is True
