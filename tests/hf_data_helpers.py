@@ -35,13 +35,15 @@ def write_parquet(path: Path, rows: list[dict[str, Any]], schema=None) -> str:
     return str(path)
 
 
-def save_checkpoint(directory: Path, seed: int = 0) -> str:
-    """save_pretrained of a tiny random Qwen3 and the task tokenizer (with `CHAT_TEMPLATE`)."""
+def save_checkpoint(directory: Path, seed: int = 0, config: dict[str, Any] | None = None) -> str:
+    """save_pretrained of a tiny random Qwen3 (`config` overrides `hf.TINY_QWEN3`) and the task
+    tokenizer (with `CHAT_TEMPLATE`)."""
     from transformers import AutoTokenizer
 
     from trainable.trainer import build_trainer
 
-    src = build_trainer({"backend": "hf", "trainer": {"total_steps": 1, "seed": seed}})
+    model = {"config": config or {}}
+    src = build_trainer({"backend": "hf", "model": model, "trainer": {"total_steps": 1, "seed": seed}})
     src.model.save_pretrained(directory)
     src.tok.save_pretrained(directory)
     tok = AutoTokenizer.from_pretrained(directory, local_files_only=True)

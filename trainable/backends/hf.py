@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from trainable import algos, data_rewards, tasks
-from trainable.backends import grpo_base, hf_data, hf_engines
+from trainable.backends import grpo_base, hf_data, hf_engines, hf_vllm
 from trainable.config import ConfigError, HFGRPOConfig, nearest
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class HFPolicy(grpo_base.ModelPolicy):
         model: torch.nn.Module,
         tokenizer,
         temperature: float = 1.0,
-        rollout: hf_engines.VLLMRollout | None = None,
+        rollout: hf_vllm.VLLMRollout | None = None,
     ):
         self.model, self.tok, self.temperature, self.rollout = model, tokenizer, temperature, rollout
         self.eos_id = int(tokenizer.eos_token_id)
@@ -208,11 +208,11 @@ class HFTrainer(grpo_base.GRPOTrainer):
                 f"{what} have up to {longest} tokens (got {self.config.data.max_prompt_length})",
             )
 
-    def _start_vllm(self) -> hf_engines.VLLMRollout:
+    def _start_vllm(self) -> hf_vllm.VLLMRollout:
         cfg = self.config
         self._tmp = tempfile.TemporaryDirectory(prefix="archer-hf-vllm-")
         self.model.save_pretrained(self._tmp.name)  # vLLM starts from a directory
-        return hf_engines.VLLMRollout(
+        return hf_vllm.VLLMRollout(
             self._tmp.name,
             cfg.model.dtype,
             cfg.data.max_prompt_length + cfg.data.max_response_length,
@@ -240,9 +240,14 @@ class HFTrainer(grpo_base.GRPOTrainer):
         return encode_prompt(self.tok, item, self.config.model.prompt_template)
 
     def _after_update(self) -> None:
-        # vLLM samples from its own copy of the weights: push the updated (or loaded) ones.
-        if self.policy.rollout is not None:
-            self.policy.rollout.sync(self.model, getattr(self.optimizer, "zero_stage", 0))
+        # vLLM samples from its own copy of the weights: push the updated (or loaded) ones,
+        # then prove the copy took (a failed sync is an error, never a stale rollout policy).
+        rollout = self.policy.rollout
+        if rollout is None:
+            return
+        rollout.sync(self.model, getattr(self.optimizer, "zero_stage", 0))
+        probe = self._encode(self.train_set[0])
+        rollout.check(self.policy, probe, self.config.rollout.temperature, self.step_count)
 
     def close(self) -> None:
         if self._tmp is not None:

@@ -81,69 +81,6 @@ def init_single_process_group() -> None:
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
 
 
-class VLLMRollout:
-    """Sampling with an in-process vLLM engine colocated with the trained model.
-
-    The engine starts from a directory written by `save_pretrained` and gets the
-    policy's weights pushed after every update (`sync`), so rollouts always come from
-    the current policy. Token ids in, token ids out (no vLLM tokenizer).
-    """
-
-    def __init__(
-        self,
-        model_dir: str,
-        dtype: str,
-        max_model_len: int,
-        eos_id: int,
-        gpu_memory_utilization: float,
-        seed: int,
-    ):
-        # In-process engine: the trainer reaches its model to push weights (as TRL's colocate mode).
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        vllm = require("vllm")
-        init_single_process_group()
-        self.eos_id = eos_id
-        self.llm = vllm.LLM(
-            model=model_dir,
-            dtype=dtype,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization,
-            seed=seed,
-            skip_tokenizer_init=True,
-            enforce_eager=True,
-            distributed_executor_backend="external_launcher",
-            generation_config="vllm",
-        )  # ignore the model's sampling defaults
-        self._vllm = vllm
-
-    def generate(
-        self, prompt_ids: list[list[int]], n: int, temperature: float, max_new_tokens: int, seed: int
-    ) -> list[list[int]]:
-        params = self._vllm.SamplingParams(
-            n=n,
-            temperature=temperature,
-            top_p=1.0,
-            top_k=-1,
-            max_tokens=max_new_tokens,
-            seed=seed,
-            stop_token_ids=[self.eos_id],
-            detokenize=False,
-        )
-        prompts = [{"prompt_token_ids": p} for p in prompt_ids]
-        outs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [list(c.token_ids) for o in outs for c in o.outputs]  # prompt-major, n each
-
-    def sync(self, model: torch.nn.Module, zero_stage: int = 0) -> None:
-        runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
-        if zero_stage == 3:  # parameters are partitioned: gather them for the copy
-            deepspeed = require("deepspeed")
-            with deepspeed.zero.GatheredParameters(list(model.parameters())):
-                runner.model.load_weights((n, p.detach()) for n, p in model.state_dict().items())
-        else:
-            runner.model.load_weights((n, p.detach()) for n, p in model.state_dict().items())
-        self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
-
-
 class DeepSpeedOptimizer:
     """DeepSpeed ZeRO engine behind the small optimizer surface `grpo.grpo_step` uses.
 
