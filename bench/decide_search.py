@@ -16,8 +16,8 @@ numbers: the methods differ only in what they propose). Trials run one after ano
 - `GP (Optuna)`, `random`: no stopping;
 - `manual halving`: the seed author's method: after a trial that is not healthy, halve
   entropy_coeff when entropy went up (a runaway, or ended above the middle of the healthy
-  band), double it when entropy went down; kl_loss_coef stays; criteria stopping (the
-  author killed runs by the same table).
+  band), double it when entropy went down; kl_loss_coef stays; stopped by the rules'
+  thresholds (the author killed runs by the same table), a decided run watched to its end.
 A trial is healthy when the table calls its played run healthy and the method let it finish.
 """
 
@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import optuna
+from decide_stop import _variant
 from optuna.trial import TrialState
 from world import EC, KL, RUNAWAY, V1, Key, World
 
@@ -55,9 +56,9 @@ class Trial:
     """Proposed by a model (not the enqueued start, not a startup/random draw)."""
 
 
-def _criteria_trial(world: World, params: dict, seed: int, proposed: bool = False) -> Trial:
+def _criteria_trial(world: World, params: dict, seed: int, proposed: bool = False, stops=None) -> Trial:
     key = world.snap(params, seed)
-    verdict, used = world.stop[key]
+    verdict, used = (stops or world.stop)[key]
     ok = verdict == "healthy"
     return Trial(params, key, used, verdict, ok, world.objective[key] if ok else None, proposed)
 
@@ -151,8 +152,9 @@ def manual(world: World, seeds: list[int]) -> Iterator[Trial]:
     ec, kl = V1[EC], V1[KL]
     lo, hi = world.space[EC].low, world.space[EC].high
     band = next((r.between for r in world.rules if r.metric == ENTROPY and r.between), (3.0, 6.0))
+    before = _variant(world, "before")  # the author's own table: thresholds, runs to their end
     for seed in seeds:
-        t = _criteria_trial(world, {EC: ec, KL: kl}, seed)
+        t = _criteria_trial(world, {EC: ec, KL: kl}, seed, stops=before)
         yield t
         if t.healthy:
             continue

@@ -104,7 +104,7 @@ def load_world(spec_path: Path = SPEC, table: Path = TABLE, overrides: tuple = (
     st, rules = world.settings, world.rules
     thresholds = [dataclasses.replace(r, forecast=None) for r in rules]
     for key, run in runs.items():
-        v = evaluate(thresholds, run.steps, objective=st.metric, finished=True)
+        v = evaluate(thresholds, run.steps, objective=st.metric, finished=True, stop_when_decided=False)
         world.truth[key] = v.verdict
         world.objective[key] = objective_value(run, st.metric, st.reduce, st.mode)
     world.stop = world.stops_under()

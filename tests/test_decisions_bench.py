@@ -24,7 +24,7 @@ def test_truth_and_live_stops_agree_on_the_table(world):
     from decide_stop import _variant
 
     assert len(world.runs) == 96
-    for key, (verdict, used) in _variant(world, "no-forecast").items():
+    for key, (verdict, used) in _variant(world, "before").items():
         assert verdict == world.truth[key], key  # a threshold stop is the full run's verdict, earlier
         assert used <= world.runs[key].last_step
     for key, (verdict, used) in world.stop.items():  # forecasts may stop earlier, never a healthy run
