@@ -268,3 +268,21 @@ def test_forecast_stops_replay_and_health_is_judged_without_them():
     # (full run, forecasts off) is what makes it one
     assert out["turn"].stop_step == 5 and out["turn"].verdict == "stopped:entropy_high"
     assert bt.summaries[0].regret == math.inf
+
+
+def test_next_judges_recorded_runs_like_backtest(tmp_path, caplog):
+    from archer_sweep.planning.nextver import from_runs
+    from archer_sweep.results.history import load_histories
+    from archer_sweep.spec.load import load_spec
+
+    history = _milestones(tmp_path / "milestones.jsonl")
+    spec = load_spec(ROOT / "sweeps" / "replay.yaml")
+    with caplog.at_level("WARNING"):
+        past = {p.run_id: p.verdict for p in from_runs(load_histories([history]), spec.rules(), M.SCORE_MEAN)}
+    assert past == {
+        "v2": "healthy",
+        "v1": "stopped:entropy_high",
+        "v0": "healthy",
+        "v3": "unhealthy:score_good",
+    }
+    assert f"run v0 ({history}) never reports {M.SCORE_MEAN}: the rules on it do not apply" in caplog.text

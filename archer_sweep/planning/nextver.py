@@ -82,7 +82,11 @@ def _objective(run: Run, metric: str, reduce: str, mode: str) -> Optional[float]
 def from_runs(
     runs: Sequence[Run], rules, metric: str, mode: str = "max", reduce: str = "last"
 ) -> list[PastTrial]:
-    """Runs as past trials; a run without a verdict is judged by `rules` now."""
+    """Runs as past trials; a run without a verdict is judged by `rules` now (as recorded
+    history: a key it never reports leaves the rules on that key out, with a warning)."""
+    from archer_sweep.planning.backtest import warn_unreported
+
+    warn_unreported([r for r in runs if r.verdict is None and r.steps], rules, metric)
     out = []
     for r in runs:
         verdict = r.verdict_name
