@@ -182,10 +182,16 @@ def best_healthy(rows: Sequence[Mapping], values: Mapping[str, float], mode: str
 
 
 def summary(
-    sweep_dir: str | Path, objective: str, mode: str, total: int, budget: Optional[int] = None
+    sweep_dir: str | Path,
+    objective: str,
+    mode: str,
+    total: int,
+    budget: Optional[int] = None,
+    study: Optional[str] = None,
 ) -> str:
     """The closing text: each trial's verdict (rule, step, value), the best healthy, what
-    the early stops spared (given the per-trial step `budget`), paths."""
+    the early stops spared (given the per-trial step `budget`), paths, and the study's
+    database when it is not the sweep dir's study.db (`study`, from storage.study)."""
     sweep_dir = Path(sweep_dir)
     rows = sorted(VerdictStore(sweep_dir).rows(), key=lambda r: r["trial_id"])
     values = final_values(sweep_dir, objective)
@@ -214,7 +220,10 @@ def summary(
                 f"({100 * steps / (budget * total):.0f}%), about {seconds / 60:.1f} min "
                 f"of trial time at their own step times"
             )
-    lines.append(
-        f"Results: {sweep_dir}  (verdicts.jsonl, study.db, spec.yaml; `archer-sweep analyze {sweep_dir}`)"
-    )
+    files = "verdicts.jsonl, spec.yaml" if study else "verdicts.jsonl, study.db, spec.yaml"
+    lines.append(f"Results: {sweep_dir}  ({files}; `archer-sweep analyze {sweep_dir}`)")
+    if study:
+        from archer_sweep.spec.study import shown_url
+
+        lines.append(f"Study: `optuna-dashboard {shown_url(study)}`")
     return "\n".join(lines)

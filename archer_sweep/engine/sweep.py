@@ -56,7 +56,7 @@ def with_overrides(spec: SweepSpec, name: Optional[str], storage: Optional[Path]
 
 
 def run(spec, live: bool = True) -> int:
-    from archer_sweep.engine import runner  # lazy: Ray loads only after the spec is valid
+    from archer_sweep.engine import runner, study  # lazy: Ray loads only after the spec is valid
 
     sweep_dir = runner.sweep_dir_of(spec)
     leftovers = [f for f in (runner.TUNER_FILE, VERDICTS_FILE, STUDY_FILE) if (sweep_dir / f).exists()]
@@ -65,6 +65,7 @@ def run(spec, live: bool = True) -> int:
             f"{sweep_dir} already holds a sweep ({', '.join(leftovers)}); continue it "
             f"with `archer-sweep resume {sweep_dir}` or choose another --name"
         )
+    study.check_new_study(spec)
     env = runner.configure_env(spec)
     with runner.SweepLock(sweep_dir):
         runner.write_spec(spec, sweep_dir)
@@ -72,7 +73,7 @@ def run(spec, live: bool = True) -> int:
 
 
 def resume(sweep_dir: Path) -> int:
-    from archer_sweep.engine import runner  # lazy: Ray loads only after the spec is valid
+    from archer_sweep.engine import runner, study  # lazy: Ray loads only after the spec is valid
 
     sweep_dir = sweep_dir.expanduser().resolve()
     if not runner.is_sweep_dir(sweep_dir) or not (sweep_dir / SPEC_FILE).exists():
@@ -81,6 +82,7 @@ def resume(sweep_dir: Path) -> int:
             f"(expected {runner.TUNER_FILE} and {SPEC_FILE} from `archer-sweep run`)"
         )
     spec = load(sweep_dir / SPEC_FILE)
+    study.check_reachable(spec)
     env = runner.configure_env(spec)
     with runner.SweepLock(sweep_dir):
         return _with_ray(spec, env, lambda: runner.restore_tuner(spec, sweep_dir), sweep_dir)
@@ -145,7 +147,8 @@ def _fit(tuner, spec, sweep_dir: Path) -> int:
     salvage_staging(sweep_dir, spec.name, why="W&B files written after Tune's last sync")
     rows = VerdictStore(sweep_dir).rows()
     total = spec.search.num_samples
-    echo(summary(sweep_dir, spec.search.metric, spec.search.mode, total, budget=total_steps(spec)))
+    s = spec.search
+    echo(summary(sweep_dir, s.metric, s.mode, total, budget=total_steps(spec), study=spec.storage.study))
     if interrupted or len(rows) < total:
         echo(f"interrupted; continue with: archer-sweep resume {sweep_dir}", err=True)
         return INTERRUPTED

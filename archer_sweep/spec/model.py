@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from archer_sweep.criteria import OPS, Forecast, Rule
 
@@ -155,7 +155,15 @@ class StorageSpec(_Model):
     path: str = "results"
     """Ray Tune storage path; the sweep lives in <path>/<name>/."""
     study: Optional[str] = None
-    """Optuna storage URL; default sqlite:///<path>/<name>/study.db."""
+    """Optuna storage URL (e.g. postgresql://user@host:5432/db, password in PGPASSWORD);
+    default sqlite:///<path>/<name>/study.db."""
+
+    @field_validator("study")
+    @classmethod
+    def _known_database(cls, url: Optional[str]) -> Optional[str]:
+        from archer_sweep.spec.study import check_study_url
+
+        return None if url is None else check_study_url(url)
 
 
 class WandbSpec(_Model):
