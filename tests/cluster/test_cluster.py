@@ -90,8 +90,8 @@ def test_command_trial_on_a_worker_node_is_stopped_with_its_whole_session(cluste
                 "grace_period_s": 1.0,
                 "gpus_per_trial": 4,  # the seed's trial shape: only a worker has 4 GPUs
                 "total_steps": STEPS,
-                # children: one leaves the process group, one ignores SIGTERM
-                "overrides": {"fake.step_s": 0.15, "fake.children": 2, "fake.record": True},
+                # children: a plain one, one that leaves the process group, one that ignores SIGTERM
+                "overrides": {"fake.step_s": 0.15, "fake.children": 3, "fake.record": True},
                 "algorithm": {"entropy_coeff": coeff_ok, "kl_loss_coef": 0.01},
             },
         },
@@ -176,11 +176,15 @@ def test_trials_spread_over_nodes_and_a_killed_node_retries_from_its_checkpoint(
     sweep_dir = tmp_path / "results" / "spread"
     lines = node_lines(node_log)
 
-    # trials landed on all three nodes
-    first_node = {}
+    # trials landed on all three nodes, and Ray's own record of each report agrees
+    first_node, first_ip = {}, {}
     for x in lines:
         first_node.setdefault(x["trial"], x["node"])
+        first_ip.setdefault(x["trial"], x["ip"])
     assert set(first_node.values()) == set(ids), {t: ids[n] for t, n in first_node.items()}
+    for trial, ip in first_ip.items():
+        assert last_reports(sweep_dir, trial)[0]["node_ip"] == ip
+    assert set(first_ip.values()) == {n.ip for n in cluster.nodes}
 
     # the killed node's trial: two attempts, the second on another node, from a checkpoint
     victim = killed["trial"]
