@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 
 from archer_sweep.criteria import DECIDED, OPS, CriteriaTracker, Forecast, Rule, evaluate, unreported
-from archer_sweep.trend import theil_sen
+from archer_sweep.criteria.trend import theil_sen
 from trainable import metrics as M
 
 

@@ -129,7 +129,7 @@ def count_connectives(text: str) -> int:
 
 def _mean(values: Sequence[float]) -> float:
     # No value is reported as NaN, never as 0: an empty positive set is "unknown",
-    # and the criteria treat NaN deliberately (see archer_sweep/criteria.py).
+    # and the criteria treat NaN deliberately (see archer_sweep/criteria/rules.py).
     return float(sum(values) / len(values)) if values else math.nan
 
 

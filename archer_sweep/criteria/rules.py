@@ -42,8 +42,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Optional
 
-from archer_sweep import trend
-from archer_sweep.trend import Forecast
+from archer_sweep.criteria import trend
+from archer_sweep.criteria.trend import Forecast
 from archer_sweep.values import is_number
 
 OPS: dict[str, Callable[[float, float], bool]] = {
