@@ -180,7 +180,8 @@ class TrackingSpec(_Model):
 
 class RaySpec(_Model):
     address: Optional[str] = None
-    """null = local embedded Ray; "auto" or "ray://host:port" = an existing cluster."""
+    """null = local embedded Ray; "auto" or "host:port" = an existing cluster this machine is
+    part of (docs/cluster.md; "ray://host:port", the Ray Client, needs ray[client])."""
     num_cpus: Optional[int] = Field(None, ge=1, le=1_000_000)
     """CPUs of the local Ray (default: the machine's)."""
     num_gpus: Optional[int] = Field(None, ge=0, le=100_000)
