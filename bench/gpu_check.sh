@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # GPU check of the hf backend: installs the [gpu] extra (vLLM + DeepSpeed) into a
 # venv, then runs 3 GRPO steps on a small Qwen3 built from a config (no downloads)
-# with vLLM rollouts and DeepSpeed ZeRO updates, printing step time and GPU memory.
+# with vLLM rollouts and DeepSpeed ZeRO updates, printing step time and GPU memory;
+# then, in a second process (one in-process vLLM engine each), the real-data path:
+# the same model saved as a checkpoint (model.path) trains 3 steps on verl-layout
+# parquet prompts (task rows + MATH-500-sourced rows, so Math-Verify runs).
 #
 #   bash bench/gpu_check.sh                 # fresh venv .venv-gpu, then the check
 #   SKIP_INSTALL=1 VENV=.venv bash bench/gpu_check.sh   # reuse an environment
@@ -18,8 +21,9 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$VENV/bin/python" -c 'import torch, vllm, deepspeed, transformers; print(f"torch {torch.__version__} vllm {vllm.__version__} deepspeed {deepspeed.__version__} transformers {transformers.__version__}")'
 
-"$VENV/bin/python" - <<'EOF'
-import logging, os, subprocess, tempfile, time
+for MODE in config parquet; do
+"$VENV/bin/python" - "$MODE" <<'EOF'
+import logging, os, subprocess, sys, tempfile, time
 
 import torch
 
@@ -41,11 +45,18 @@ cfg = {
     "actor": {"ppo_mini_batch_size": int(env("PROMPTS", "8")) // 2, "ppo_epochs": 1, "lr": 1e-5},
     "trainer": {"total_steps": 3, "seed": 0},
 }
+work = tempfile.TemporaryDirectory()
+if sys.argv[1] == "parquet":  # the same model as a save_pretrained checkpoint, prompts from parquet
+    from tests.hf_data_helpers import save_checkpoint, task_rows, write_parquet
+    cfg["model"]["path"] = save_checkpoint(f"{work.name}/ckpt", config=cfg["model"].pop("config"))
+    rows = task_rows(56) + task_rows(8, source="HuggingFaceH4/MATH-500")
+    cfg["data"]["train_files"] = [write_parquet(f"{work.name}/train.parquet", rows)]
 t0 = time.perf_counter()
 trainer = build_trainer(cfg)
 n_params = sum(p.numel() for p in trainer.model.parameters())
 print(f"built in {time.perf_counter() - t0:.1f} s: {n_params / 1e6:.1f}M params, "
-      f"rollout={trainer.rollout_engine} update={trainer.update_engine} zero={cfg['model']['zero_stage']}")
+      f"rollout={trainer.rollout_engine} update={trainer.update_engine} zero={cfg['model']['zero_stage']} "
+      f"prompts={sys.argv[1]}")
 assert (trainer.rollout_engine, trainer.update_engine) == ("vllm", "deepspeed")
 keys = (M.SCORE_MEAN, M.ENTROPY, M.KL_LOSS, M.PPO_KL, M.GRAD_NORM, M.RESP_LEN_MEAN,
         M.TIME_GEN, M.TIME_UPDATE, M.THROUGHPUT)
@@ -65,5 +76,7 @@ with tempfile.TemporaryDirectory() as d:
     trainer.save(d)
     print("checkpoint files:", sorted(os.listdir(d)))
 trainer.close()
-print("gpu_check OK")
+work.cleanup()
+print(f"gpu_check {sys.argv[1]} OK")
 EOF
+done

@@ -42,7 +42,8 @@ def save_checkpoint(directory: Path, seed: int = 0, config: dict[str, Any] | Non
 
     from trainable.trainer import build_trainer
 
-    model = {"config": config or {}}
+    # Plain engines: building the model must not start vLLM or DeepSpeed on a GPU machine.
+    model = {"config": config or {}, "rollout_engine": "hf", "update_engine": "torch"}
     src = build_trainer({"backend": "hf", "model": model, "trainer": {"total_steps": 1, "seed": seed}})
     src.model.save_pretrained(directory)
     src.tok.save_pretrained(directory)
