@@ -123,16 +123,27 @@ def plot(world: World, scores: dict[str, list], cap: int, out: Path) -> list[Pat
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
 
+    paths.append(plot_grid(world, out))
+    return paths
+
+
+def plot_grid(world: World, out: Path) -> Path:
+    """The grid coloured by the share of each config's seeds that the table calls healthy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     ecs = sorted({c[0] for c in world.configs})
     kls = sorted({c[1] for c in world.configs})
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    fig, ax = plt.subplots(figsize=(10, 4.2))
     grid = [[world.healthy_share((e, k)) for e in ecs] for k in kls]
     im = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=1, origin="lower", aspect="auto")
     for i, k in enumerate(kls):
         for j, e in enumerate(ecs):
             vs = [world.truth[(e, k, s)] for s in world.seeds]
-            short = {v.split(":")[-1][:8] for v in vs}
-            ax.text(j, i, "\n".join(sorted(short)), ha="center", va="center", fontsize=6)
+            short = {v.split(":")[-1] for v in vs}
+            ax.text(j, i, "\n".join(sorted(short)), ha="center", va="center", fontsize=5)
     ax.set_xticks(range(len(ecs)), [fmt(e) for e in ecs])
     ax.set_yticks(range(len(kls)), [fmt(k) for k in kls])
     ax.set_xlabel(EC)
@@ -140,10 +151,10 @@ def plot(world: World, scores: dict[str, list], cap: int, out: Path) -> list[Pat
     ax.set_title("Share of recorded seeds called healthy (cell text: the verdicts of its seeds)")
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
-    paths.append(out / "verdict_agreement.png")
-    fig.savefig(paths[-1], dpi=120)
+    path = out / "verdict_agreement.png"
+    fig.savefig(path, dpi=120)
     plt.close(fig)
-    return paths
+    return path
 
 
 def main(argv=None) -> int:
