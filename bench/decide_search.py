@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import optuna
 from decide_stop import _variant
 from optuna.trial import TrialState
-from world import EC, KL, RUNAWAY, V1, Key, World
+from world import EC, KL, RUNAWAY, V1, Key, World, cached_world
 
 from archer_sweep.engine.searcher import SAMPLERS
 from archer_sweep.objective import CONSTRAINT_KEY, constraint_for
@@ -219,16 +219,4 @@ def run_method(world: World, method: str, bench_seed: int, budget: int, cap: int
 def search_job(args: tuple) -> tuple[str, int, SearchScore]:
     """One (method, seed) for a process pool: the world is loaded once per process."""
     method, seed, budget, cap = args
-    return method, seed, run_method(_world(), method, seed, budget, cap)
-
-
-_WORLD: World | None = None
-
-
-def _world() -> World:
-    global _WORLD
-    if _WORLD is None:
-        from world import load_world
-
-        _WORLD = load_world()
-    return _WORLD
+    return method, seed, run_method(cached_world(), method, seed, budget, cap)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import optuna
-from world import RUNAWAY, Key, World
+from world import RUNAWAY, Key, World, cached_world
 
 from archer_sweep.planning.backtest import POLICIES
 
@@ -151,7 +151,7 @@ def score(world: World, keys: Sequence[Key], stops: Sequence[int | None]) -> Swe
 def stop_job(args: tuple) -> tuple[str, int, SweepScore]:
     """One (policy, sweep) for a process pool (the world is loaded once per process)."""
     name, i, keys = args
-    world = _world()
+    world = cached_world()
     return name, i, score(world, keys, STOPPERS[name](world, keys))
 
 
@@ -186,15 +186,3 @@ STOP_HEADERS = [
     "false stops / healthy runs",
     "runaways run to the end / runaways",
 ]
-
-
-_WORLD: World | None = None
-
-
-def _world() -> World:
-    global _WORLD
-    if _WORLD is None:
-        from world import load_world
-
-        _WORLD = load_world()
-    return _WORLD

@@ -125,3 +125,14 @@ def median_iqr(xs: list[float]) -> tuple[float, float, float]:
         return ys[lo] + (ys[hi] - ys[lo]) * (i - lo)
 
     return q(0.5), q(0.25), q(0.75)
+
+
+_CACHED: World | None = None
+
+
+def cached_world() -> World:
+    """The default world, loaded once per process (the process pools' workers share it)."""
+    global _CACHED
+    if _CACHED is None:
+        _CACHED = load_world()
+    return _CACHED
