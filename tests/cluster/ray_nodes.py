@@ -6,6 +6,8 @@ Why each piece:
   raylet, agents, the trial workers the raylet spawns, which get process groups of their
   own) is found by session id and ended by pid at the end, even when the test failed.
   Never `ray stop`: it ends every Ray on the machine, other people's test runs included.
+  Should the test process itself be killed, each `ray start` gets SIGTERM (parent-death
+  signal) and ends its node.
 - Every node has its own `--temp-dir`: nodes sharing one would share socket paths, and the
   second raylet fails to bind its object store socket. The head's temp dir also keeps its
   `ray_current_cluster` file away from `/tmp/ray`, where a plain `ray.init()` elsewhere on
@@ -120,6 +122,7 @@ class LocalCluster:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_term_with_parent,
             )
         node = Node(name, ip, proc, log, {"CPU": num_cpus, "GPU": num_gpus})
         self.nodes.append(node)
@@ -180,6 +183,15 @@ class LocalCluster:
                 pass
         shutil.rmtree(self.root, ignore_errors=True)
         return self.processes()
+
+
+def _term_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, even by SIGKILL
+    (`ray start --block` then ends its node's processes itself)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _cmdline(pid: int) -> str:
