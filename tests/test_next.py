@@ -188,3 +188,20 @@ def test_no_proposal_repeats_a_past_point():
     for i, p in enumerate(props):
         others = [q.params for q in past] + [q.params for q in props[:i]]
         assert min(distance(p.params, o, space) for o in others) > 1e-3, p.params
+
+
+def test_from_study_reads_one_study_of_a_shared_database(tmp_path):
+    import optuna
+
+    from archer_sweep.planning.nextver import from_study
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    for name, x in (("mine", 0.25), ("theirs", 0.75)):
+        study = optuna.create_study(study_name=name, storage=url)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={EC: x}, distributions={EC: FloatDistribution(0.0, 1.0)}, value=x
+            )
+        )
+    assert [p.params[EC] for p in from_study(url, "mine")] == [0.25]
+    assert sorted(p.params[EC] for p in from_study(url)) == [0.25, 0.75]

@@ -111,14 +111,18 @@ def from_runs(
     return out
 
 
-def from_study(db: Path) -> list[PastTrial]:
-    """Finished trials of a stored study (opened read only: nothing is written to it)."""
+def from_study(db: Path | str, study_name: Optional[str] = None) -> list[PastTrial]:
+    """Finished trials of a stored study (opened read only: nothing is written to it).
+    `db` is a SQLite file or any RDB URL; `study_name` keeps one study of a database that
+    many sweeps share (a `storage.study` PostgreSQL)."""
     from archer_sweep.engine.searcher import RAY_TRIAL_ATTR, VERDICT_ATTR
 
-    url = f"sqlite:///{db.resolve()}"
+    url = db if isinstance(db, str) and "://" in db else f"sqlite:///{Path(db).resolve()}"
     storage = optuna.storages.RDBStorage(url, skip_compatibility_check=True)
     out = []
     for s in storage.get_all_studies():
+        if study_name is not None and s.study_name != study_name:
+            continue
         for t in storage.get_all_trials(storage.get_study_id_from_name(s.study_name), deepcopy=False):
             v = t.user_attrs.get(VERDICT_ATTR) or {}
             verdict = v.get("verdict") or {

@@ -30,7 +30,16 @@ def past_trials(sweep: Sweep, history: Sequence[Path] = ()):
     """Stored study + results-dir runs + imported history, as past trials."""
     extra = load_histories(history) if history else []
     db = sweep.directory / STUDY_FILE
-    study = from_study(db) if db.exists() else []
+    if sweep.spec is not None and sweep.spec.storage.study:  # a shared database: this sweep's study
+        import sqlalchemy.exc
+
+        try:
+            study = from_study(sweep.spec.storage.study, sweep.spec.name)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+            raise UserError(f"storage.study: cannot read the study {sweep.spec.name!r}: {first}") from None
+    else:
+        study = from_study(db) if db.exists() else []
     s = sweep.spec.search
     return merge(
         study,
