@@ -107,5 +107,8 @@ def test_validate_names_file_and_column_with_exit_2(files, tmp_path, monkeypatch
 
 
 def test_unknown_reward_is_named(files):
-    with pytest.raises(ConfigError, match=r"^data.reward: unknown reward 'maths' \(did you mean `math`\?\) \(expected one of thai, boxed_int, exact, math\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^data.reward: unknown reward 'maths' \(did you mean `math`\?\) \(expected one of thai, boxed_int, exact, math\)$",
+    ):
         hf_data.check_config(validate_config(cfg(files, reward="maths")))
