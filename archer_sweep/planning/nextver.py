@@ -368,9 +368,14 @@ def describe_near(prop: Proposal) -> str:
     return "; ".join(one(p, d) for p, d in prop.nearest) or "no past run in this space"
 
 
-def rationale(prop: Proposal, ref: Optional[PastTrial], space: Mapping[str, Any]) -> dict[str, str]:
-    """Per parameter: the change against the reference and the nearest past trials' verdicts."""
-    if prop.why:
+def rationale(
+    prop: Proposal, ref: Optional[PastTrial], space: Mapping[str, Any], brief: bool = False
+) -> dict[str, str]:
+    """Per parameter: the change against the reference and the nearest past trials' verdicts
+    (`brief`: the model's evidence is shown in a table of its own, so only P(healthy) here)."""
+    if prop.why and brief:
+        lead = f"P(healthy) {prop.p_healthy:.2f}, evidence below"
+    elif prop.why:
         lead = prop.why
     elif not prop.nearest:
         lead = "first point: TPE samples its prior"

@@ -80,7 +80,7 @@ def rationale_table(props: Sequence[Proposal], past, space, mode: str) -> str:
     ref = reference(past, mode)
     rows, near = [], []
     for i, p in enumerate(props, start=1):
-        why = rationale(p, ref, space)
+        why = rationale(p, ref, space, brief=True)
         for k in space:
             rows.append(
                 [f"#{i}", f"`{short_param(k)}`", ref.params.get(k) if ref else None, p.params[k], why[k]]
@@ -90,7 +90,7 @@ def rationale_table(props: Sequence[Proposal], past, space, mode: str) -> str:
     model = ""
     if any(p.p_healthy is not None for p in props):
         model = (
-            "\n\nThe feasible-region model (EI × P(healthy), learnt from every past verdict):\n\n"
+            "\n\nThe feasible-region model (EI × P(healthy)², learnt from every past verdict):\n\n"
             + md_table(
                 ["proposal", "P(healthy)", "expected objective", "evidence"],
                 [
