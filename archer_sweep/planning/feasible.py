@@ -143,7 +143,7 @@ def score_candidates(
 def pick(X: np.ndarray, acq: np.ndarray, count: int, avoid: np.ndarray, min_gap: float = 0.05) -> list[int]:
     """Greedy: the best-scoring candidates at least `min_gap` from `avoid` and from each other."""
     chosen: list[int] = []
-    taken = [a for a in avoid]
+    taken = list(avoid)
     for j in np.argsort(-acq, kind="stable"):
         if len(chosen) == count:
             break

@@ -23,12 +23,21 @@ def numeric(space: Mapping[str, Any]) -> bool:
     return all(hasattr(d, "low") and hasattr(d, "high") for d in space.values())
 
 
-def to_unit(key: str, value: Any, space: Mapping[str, Any]) -> float:
+def unit(key: str, value: Any, space: Mapping[str, Any]) -> float:
+    """A parameter as a fraction of its range (log scale for log distributions); a value
+    outside the range stays outside [0, 1]; 0 for a choice or a non-number."""
     d = space[key]
+    if not hasattr(d, "low") or not isinstance(value, (int, float)):
+        return 0.0
     lo, hi, x = float(d.low), float(d.high), float(value)
     if getattr(d, "log", False):
         lo, hi, x = math.log(lo), math.log(hi), math.log(max(x, 1e-300))
-    return min(max((x - lo) / (hi - lo), 0.0), 1.0) if hi > lo else 0.0
+    return (x - lo) / (hi - lo) if hi > lo else 0.0
+
+
+def to_unit(key: str, value: Any, space: Mapping[str, Any]) -> float:
+    """`unit` clamped to [0, 1]: the model's coordinates for a past trial."""
+    return min(max(unit(key, value, space), 0.0), 1.0)
 
 
 def from_unit(key: str, u: float, space: Mapping[str, Any]) -> Any:

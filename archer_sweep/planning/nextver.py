@@ -222,17 +222,6 @@ def study_copy(
     return study
 
 
-def _unit(key: str, value: Any, space: Mapping[str, Any]) -> float:
-    """A parameter on [0, 1] of its range (log scale for log distributions)."""
-    d = space[key]
-    if not hasattr(d, "low") or not isinstance(value, (int, float)):
-        return 0.0
-    lo, hi, x = float(d.low), float(d.high), float(value)
-    if getattr(d, "log", False):
-        lo, hi, x = math.log(lo), math.log(hi), math.log(max(x, 1e-300))
-    return (x - lo) / (hi - lo) if hi > lo else 0.0
-
-
 def distance(a: Mapping[str, Any], b: Mapping[str, Any], space: Mapping[str, Any]) -> float:
     """Euclidean distance in the unit (log) space; a differing choice counts 1."""
     total = 0.0
@@ -240,7 +229,7 @@ def distance(a: Mapping[str, Any], b: Mapping[str, Any], space: Mapping[str, Any
         if not hasattr(d, "low"):
             total += float(a.get(k) != b.get(k))
         else:
-            total += (_unit(k, a.get(k), space) - _unit(k, b.get(k), space)) ** 2
+            total += (feasible_next.unit(k, a.get(k), space) - feasible_next.unit(k, b.get(k), space)) ** 2
     return math.sqrt(total)
 
 
@@ -267,16 +256,26 @@ def propose(
         raise ValueError(f"unknown proposal method {method!r} (expected one of {', '.join(METHODS)})")
     if method == "feasible" and feasible_next.numeric(space):
         usable = [p for p in past if all(k in p.params for k in space)]
-        out = []
-        for d in feasible_next.propose_feasible(past, space, mode, count, seed, monotone):
-            near = sorted(((p, distance(d["params"], p.params, space)) for p in usable), key=lambda x: x[1])
-            out.append(
-                Proposal(
-                    d["params"], near[:neighbours], d["p_healthy"], d["expected"], d["expected_std"], d["why"]
-                )
+        return [
+            Proposal(
+                d["params"],
+                _nearest(d["params"], usable, space, neighbours),
+                d["p_healthy"],
+                d["expected"],
+                d["expected_std"],
+                d["why"],
             )
-        return out
+            for d in feasible_next.propose_feasible(past, space, mode, count, seed, monotone)
+        ]
     return _propose_tpe(past, space, mode, count, seed, neighbours)
+
+
+def _nearest(
+    params: Mapping[str, Any], usable: Sequence[PastTrial], space: Mapping[str, Any], neighbours: int
+) -> list[tuple[PastTrial, float]]:
+    """The `neighbours` past trials closest to `params`, nearest first, with their distances."""
+    near = sorted(((p, distance(params, p.params, space)) for p in usable), key=lambda x: x[1])
+    return near[:neighbours]
 
 
 def _propose_tpe(past, space, mode, count, seed, neighbours) -> list[Proposal]:
@@ -292,8 +291,7 @@ def _propose_tpe(past, space, mode, count, seed, neighbours) -> list[Proposal]:
             # TPE can return a past point itself (one "good" trial makes a narrow kernel):
             # a rerun teaches nothing new, so that ask is dropped and asked again.
             study.tell(trial, state=TrialState.FAIL)
-        near = sorted(((p, distance(trial.params, p.params, space)) for p in usable), key=lambda x: x[1])
-        out.append(Proposal(dict(trial.params), near[:neighbours]))
+        out.append(Proposal(dict(trial.params), _nearest(trial.params, usable, space, neighbours)))
     return out
 
 
