@@ -97,6 +97,11 @@ class Table:
     configs: dict[tuple, list[Run]]
     """Recorded config (values in `keys` order) -> its runs, ordered by seed."""
 
+    @functools.cached_property
+    def scales(self) -> dict[str, Optional[tuple[bool, float, float]]]:
+        """Per key the (log?, low, span) of its recorded values: one pass, not one per snap."""
+        return {k: _scale([c[i] for c in self.configs]) for i, k in enumerate(self.keys)}
+
 
 def _config_of(run: Run, keys: Sequence[str]) -> tuple:
     return tuple(run.params.get(k) for k in keys)
@@ -154,7 +159,7 @@ def distance(own: Mapping[str, Any], config: tuple, keys: Sequence[str], scales:
 
 def snap(table: Table, own: Mapping[str, Any]) -> tuple[Run, float]:
     """The recorded run to play for params `own` (with `trainer.seed`), and its distance."""
-    scales = {k: _scale([c[i] for c in table.configs]) for i, k in enumerate(table.keys)}
+    scales = table.scales
     best = min(table.configs, key=lambda c: (distance(own, c, table.keys, scales), repr(c)))
     group = table.configs[best]
     seed = int(own.get(SEED_KEY, 0))
