@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import optuna
-from decide_stop import _variant
 from optuna.trial import TrialState
 from world import EC, KL, RUNAWAY, V1, Key, World, cached_world
 
@@ -152,7 +151,7 @@ def manual(world: World, seeds: list[int]) -> Iterator[Trial]:
     ec, kl = V1[EC], V1[KL]
     lo, hi = world.space[EC].low, world.space[EC].high
     band = next((r.between for r in world.rules if r.metric == ENTROPY and r.between), (3.0, 6.0))
-    before = _variant(world, "before")  # the author's own table: thresholds, runs to their end
+    before = world.stops_of("before")  # the author's own table: thresholds, runs to their end
     for seed in seeds:
         t = _criteria_trial(world, {EC: ec, KL: kl}, seed, stops=before)
         yield t

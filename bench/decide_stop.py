@@ -15,7 +15,6 @@ A run's ground truth is the criteria verdict of its full recorded run (`World.tr
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import warnings
@@ -67,27 +66,10 @@ def _backtest_policy(name: str):
     return replay
 
 
-def _variant(world: World, name: str) -> dict[Key, tuple[str, int]]:
-    """The spec's criteria (`spec`), or today's without a feature: `no-forecast` (thresholds
-    only), `before` (thresholds only, a decided trial runs to its end: the behaviour before
-    stop-when-decided and forecasts)."""
-    cache = world.__dict__.setdefault("_variants", {})
-    if name not in cache:
-        thresholds = [dataclasses.replace(r, forecast=None) for r in world.rules]
-        cache[name] = {
-            "spec": lambda: world.stop,
-            "no-forecast": lambda: world.stops_under(thresholds),
-            "before": lambda: world.stops_under(
-                thresholds, dataclasses.replace(world.settings, stop_when_decided=False)
-            ),
-        }[name]()
-    return cache[name]
-
-
 def _criteria(name: str):
     def replay(world: World, keys: Sequence[Key]) -> list[int | None]:
-        stops = _variant(world, name)
-        return [used if used < world.runs[k].last_step else None for k in keys for _, used in [stops[k]]]
+        stops = world.stops_of(name)
+        return [stops[k][1] if stops[k][1] < world.runs[k].last_step else None for k in keys]
 
     return replay
 

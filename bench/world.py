@@ -46,6 +46,8 @@ class World:
     stop: dict[Key, tuple[str, int]] = field(default_factory=dict)
     """(verdict, steps used) under the spec's criteria as the live scheduler applies them."""
     objective: dict[Key, Optional[float]] = field(default_factory=dict)
+    variants: dict[str, dict[Key, tuple[str, int]]] = field(default_factory=dict)
+    """`stops_of` results by variant name (each computed once per process)."""
 
     @property
     def settings(self):
@@ -85,10 +87,20 @@ class World:
         outs = replay_criteria([self.runs[k] for k in keys], rules or self.rules, settings or self.settings)
         return {k: (o.verdict, o.steps_used) for k, o in zip(keys, outs)}
 
-    def truncated(self, key: Key, steps: int) -> Run:
-        """The run as a trial stopped after `steps` reports would have left it."""
-        run = self.runs[key]
-        return Run(run.run_id, dict(run.params), run.steps[:steps], None, run.source)
+    def stops_of(self, variant: str) -> dict[Key, tuple[str, int]]:
+        """(verdict, steps used) of every run under the spec's criteria (`spec`) or under them
+        without a feature: `no-forecast` (thresholds only), `before` (thresholds only and a
+        decided trial runs to its end: the behaviour before stop-when-decided and forecasts)."""
+        if variant == "spec":
+            return self.stop
+        if variant not in self.variants:
+            thresholds = [dataclasses.replace(r, forecast=None) for r in self.rules]
+            settings = {
+                "no-forecast": self.settings,
+                "before": dataclasses.replace(self.settings, stop_when_decided=False),
+            }[variant]
+            self.variants[variant] = self.stops_under(thresholds, settings)
+        return self.variants[variant]
 
 
 def _key(run: Run) -> Key:
@@ -97,7 +109,7 @@ def _key(run: Run) -> Key:
 
 
 def load_world(spec_path: Path = SPEC, table: Path = TABLE, overrides: tuple = ()) -> World:
-    spec = load_spec(spec_path, overrides) if overrides else load_spec(spec_path)
+    spec = load_spec(spec_path, overrides)
     tab = replay.load_table((str(table),))
     runs = {_key(r): r for r in tab.runs}
     world = World(spec, tab, runs)

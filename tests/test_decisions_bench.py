@@ -21,15 +21,13 @@ def world():
 
 
 def test_truth_and_live_stops_agree_on_the_table(world):
-    from decide_stop import _variant
-
     assert len(world.runs) == 96
-    for key, (verdict, used) in _variant(world, "before").items():
+    for key, (verdict, used) in world.stops_of("before").items():
         assert verdict == world.truth[key], key  # a threshold stop is the full run's verdict, earlier
         assert used <= world.runs[key].last_step
     for key, (verdict, used) in world.stop.items():  # forecasts may stop earlier, never a healthy run
         assert world.truth[key] != "healthy" or verdict == "healthy", key
-        assert used <= _variant(world, "before")[key][1]
+        assert used <= world.stops_of("before")[key][1]
 
 
 def test_criteria_never_stop_a_run_the_table_calls_healthy(world):
