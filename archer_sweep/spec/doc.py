@@ -71,8 +71,17 @@ def config_rows() -> Iterator[tuple[str, str, str, str]]:
         for row in rows(model, "trainable.config."):
             if row[0] != "trainable.config.backend":
                 tagged.setdefault(row, []).append(name)
-    order = {k: i for i, k in reversed(list(enumerate(r[0] for r in tagged)))}
-    for (k, t, d, m), names in sorted(tagged.items(), key=lambda kv: order[kv[0][0]]):
+    order: dict[str, int] = {}  # where each key first appears, in any backend
+    for i, (key, *_) in enumerate(tagged):
+        order.setdefault(key, i)
+
+    def place(key: str) -> tuple[int, ...]:
+        # Under its section: a key only one backend has (hf's data files) sits with its
+        # siblings, not after every other backend's rows.
+        parts = key.split(".")
+        return tuple(order.get(".".join(parts[:n]), -1) for n in range(3, len(parts) + 1))
+
+    for (k, t, d, m), names in sorted(tagged.items(), key=lambda kv: place(kv[0][0])):
         yield k, t, d, f"({', '.join(names)}) {m}"
 
 
