@@ -50,7 +50,7 @@ def _pooled(what: str, fn, jobs_list: list, names, jobs: int) -> dict[str, list]
     return {n: [got[n][i] for i in sorted(got[n])] for n in names}
 
 
-def search_table(world: World, scores: dict[str, list], budget: int, cap: int) -> list[list]:
+def search_table(world: World, scores: dict[str, list]) -> list[list]:
     best = world.best_healthy()
     ref = median_iqr([s.to_first_healthy for s in scores["TPE + MedianPruner (Optuna)"]])[0]
     rows = []
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
     parts += [
         f"\n## Search ({args.seeds} seeds per method; best healthy objective in the table "
         f"{fmt(world.best_healthy())})\n",
-        md_table(search_headers(args.budget, args.cap), search_table(world, scores, args.budget, args.cap)),
+        md_table(search_headers(args.budget, args.cap), search_table(world, scores)),
     ]
 
     grid, flips, share = stability_table(world)
