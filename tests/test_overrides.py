@@ -65,7 +65,7 @@ def test_points_take_dotted_keys():
             "search.num_sample=4",
             "--set:1: search.num_sample: unknown key; did you mean `num_samples`? (expected one "
             "of metric, mode, num_samples, max_concurrent, sampler, space, points_to_evaluate, "
-            "objective_reduce)",
+            "objective_reduce, repeats)",
         ),
         (
             "criteria.entropy_hihg.value=3",

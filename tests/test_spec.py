@@ -18,7 +18,7 @@ CASES = [
     pytest.param(
         {10: "  num_sample: 8"},
         (),
-        "s.yaml:10: search.num_sample: unknown key; did you mean `num_samples`? (expected one of metric, mode, num_samples, max_concurrent, sampler, space, points_to_evaluate, objective_reduce)",
+        "s.yaml:10: search.num_sample: unknown key; did you mean `num_samples`? (expected one of metric, mode, num_samples, max_concurrent, sampler, space, points_to_evaluate, objective_reduce, repeats)",
         id="unknown_nested_key",
     ),
     pytest.param(
@@ -179,7 +179,7 @@ CASES = [
     pytest.param(
         {},
         ("search.num_sample=4",),
-        "--set:1: search.num_sample: unknown key; did you mean `num_samples`? (expected one of metric, mode, num_samples, max_concurrent, sampler, space, points_to_evaluate, objective_reduce)",
+        "--set:1: search.num_sample: unknown key; did you mean `num_samples`? (expected one of metric, mode, num_samples, max_concurrent, sampler, space, points_to_evaluate, objective_reduce, repeats)",
         id="set_unknown",
     ),
     pytest.param(

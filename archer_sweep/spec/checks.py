@@ -40,6 +40,7 @@ def check_spec(spec: Any, data: dict, lines: Any) -> None:
     _check_backend_files(spec, trainer, lines)
     _check_space(spec, model, lines)
     _check_points(spec, lines)
+    _check_repeats(spec, lines)
     check_rules(spec, lines, step_budget(spec, trainer))
     _check_scheduler(spec, lines, step_budget(spec, trainer))
     _check_metrics(spec, trainer, lines)
@@ -211,6 +212,29 @@ def _check_points(spec: Any, lines: Any) -> None:
             ("search", "num_samples"),
             f"{spec.search.num_samples} is fewer than the {len(points)} points_to_evaluate "
             f"(expected at least {len(points)})",
+        )
+
+
+SEED_KEY = "trainer.seed"
+
+
+def _check_repeats(spec: Any, lines: Any) -> None:
+    repeats = spec.search.repeats
+    if repeats is None:
+        return
+    if repeats.quorum is not None and repeats.quorum > repeats.count:
+        raise located(
+            lines,
+            ("search", "repeats", "quorum"),
+            f"{repeats.quorum} is more than the {repeats.count} seeds of search.repeats.count "
+            f"(expected at most {repeats.count})",
+        )
+    if SEED_KEY in spec.search.space:
+        raise located(
+            lines,
+            SPACE + (SEED_KEY,),
+            "searched while search.repeats sets each trial's seed "
+            "(expected trainer.seed out of the space, or no search.repeats)",
         )
 
 

@@ -55,13 +55,28 @@ class SamplerSpec(_Model):
     """Random trials before TPE/GP model-based proposals."""
 
 
+class RepeatsSpec(_Model):
+    count: int = Field(ge=1, le=1000)
+    """Seeds per proposed config: trainer.seed, trainer.seed + 1, … (one Optuna trial per config)."""
+    quorum: Optional[int] = Field(None, ge=1)
+    """Healthy seeds a config needs to be healthy (default: all of them)."""
+    stop_siblings: bool = True
+    """A seed stopped by a bad rule (or NaN) stops the config's other seeds, as
+    stopped:sibling:<rule>; false = they run on."""
+
+    @property
+    def needed(self) -> int:
+        return self.quorum if self.quorum is not None else self.count
+
+
 class SearchSpec(_Model):
     metric: str = "critic/score/mean"
     """Objective metric key."""
     mode: Literal["max", "min"] = "max"
     """Maximise or minimise the objective."""
     num_samples: int = Field(8, ge=1, le=1_000_000)
-    """Trials in the sweep (including points_to_evaluate)."""
+    """Trials in the sweep (including points_to_evaluate); they count Optuna trials, so with
+    repeats each of these configs runs `repeats.count` seeds."""
     max_concurrent: int = Field(2, ge=1, le=10_000)
     """Trials running at once."""
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
@@ -72,6 +87,20 @@ class SearchSpec(_Model):
     """Configurations tried first (e.g. the seed's v1 and v2)."""
     objective_reduce: Literal["last", "best", "mean_last_5"] = "last"
     """What Optuna receives as the trial's value."""
+    repeats: Optional[RepeatsSpec] = None
+    """Run each config with several seeds and judge them as one (`3` = `{count: 3}`); off when absent."""
+
+    @field_validator("repeats", mode="before")
+    @classmethod
+    def _count_alone(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"count": value}
+        return value
+
+    @property
+    def seeds(self) -> int:
+        """Trials per config (1 without repeats)."""
+        return self.repeats.count if self.repeats is not None else 1
 
 
 class ForecastSpec(_Model):
