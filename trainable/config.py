@@ -83,6 +83,30 @@ class DataConfig(_Section):
     within a short budget (a prompt seen once teaches a small model little)."""
 
 
+class ValKwargs(_Section):
+    """How validation prompts are sampled (verl's `actor_rollout_ref.rollout.val_kwargs`)."""
+
+    n: int = Field(1, ge=1)
+    """Responses per validation prompt; the metrics are `…/mean@n` (and `std@n` when n > 1)."""
+    do_sample: bool = False
+    """False = greedy decoding (verl's default); True = sampling at `temperature`."""
+    temperature: float = Field(1.0, gt=0)
+    """Sampling temperature when `do_sample` is true."""
+
+    @model_validator(mode="after")
+    def _greedy_is_one(self) -> ValKwargs:
+        if not self.do_sample and self.n > 1:
+            raise ConfigError(
+                "n", f"greedy validation gives {self.n} identical responses (set do_sample: true for n > 1)"
+            )
+        return self
+
+
+class HFRolloutConfig(RolloutConfig):
+    val_kwargs: ValKwargs = Field(default_factory=ValKwargs)
+    """Sampling of the validation prompts (`data.val_files`): greedy, one response each, by default."""
+
+
 class HFDataConfig(DataConfig):
     train_files: list[str] = Field(default_factory=list)
     """Parquet files of training prompts in verl's layout (`prompt` chat messages,
@@ -90,7 +114,8 @@ class HFDataConfig(DataConfig):
     checkpoint's chat template; empty = the built-in arithmetic task. With files,
     `train_size` caps the rows used only when it is set explicitly (default: all rows)."""
     val_files: list[str] = Field(default_factory=list)
-    """Parquet files of validation prompts, same layout; checked with the training files."""
+    """Parquet files of validation prompts, same layout, checked with the training files;
+    evaluated every `trainer.test_freq` steps (and before training, `trainer.val_before_train`)."""
     reward: Optional[str] = None
     """Reward for every row, by name from `trainable.data_rewards.REWARDS` (`math`, `thai`, …);
     None = chosen per row by its `data_source` (`data_rewards.SOURCES`)."""
@@ -114,6 +139,22 @@ class TrainerSection(_Section):
     """Ray Tune checkpoint every N steps (0 = only at the end)."""
     threads: int = Field(1, ge=1)
     """torch intra-op threads per trial (keep 1 when trials run side by side on few cores)."""
+
+
+class HFTrainerSection(TrainerSection):
+    test_freq: int = -1
+    """Evaluate `data.val_files` after every N-th step and after the last one (verl's
+    `trainer.test_freq`); -1 = never."""
+    val_before_train: bool = True
+    """Also evaluate before the first update (verl's default), reported with step 1 (whose
+    training metrics are of the starting policy too)."""
+
+    @field_validator("test_freq")
+    @classmethod
+    def _freq(cls, value: int) -> int:
+        if value != -1 and value < 1:
+            raise ValueError("must be a number of steps > 0, or -1 for never")
+        return value
 
 
 class TinyModelConfig(_Section):
@@ -205,6 +246,20 @@ class HFGRPOConfig(GRPOConfig):
     """The policy model: a local checkpoint (`path`) or a Qwen3 config to initialise randomly."""
     data: HFDataConfig = Field(default_factory=HFDataConfig)  # type: ignore[assignment]
     """Prompts per step, length limits and the prompt files (verl's `data`)."""
+    rollout: HFRolloutConfig = Field(default_factory=HFRolloutConfig)  # type: ignore[assignment]
+    """Sampling of the GRPO groups and of the validation prompts (verl's `actor_rollout_ref.rollout`)."""
+    trainer: HFTrainerSection = Field(default_factory=HFTrainerSection)  # type: ignore[assignment]
+    """Step budget, seed, checkpoints, threads and validation schedule (verl's `trainer`)."""
+
+    @model_validator(mode="after")
+    def _validation_has_files(self) -> HFGRPOConfig:
+        if self.trainer.test_freq > 0 and not self.data.val_files:
+            raise ConfigError(
+                "trainer.test_freq",
+                f"validation every {self.trainer.test_freq} steps, but data.val_files is empty "
+                "(expected validation files, or test_freq: -1)",
+            )
+        return self
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:

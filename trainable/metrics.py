@@ -43,6 +43,13 @@ TIME_GEN = "timing_s/gen"
 TIME_UPDATE = "timing_s/update"
 TIME_STEP = "timing_s/step"
 
+#: Validation (hf backend, `data.val_files`): verl's names, reported only at the steps that
+#: validate (sparse: rules skip the reports without them). `val_key` spells the per-source keys
+#: `val-core/<data_source>/reward/mean@<n>` (verl's core metric) and `val-aux/…/std@<n>`.
+VAL_CORE = "val-core"
+VAL_AUX = "val-aux"
+TIME_VAL = "timing_s/testing"
+
 #: The `replay` backend: how far the played recording lies from the trial's own params
 #: (normalised, log scale for positive values), and each snapped param under `replay/<key>`.
 REPLAY_DISTANCE = "replay/distance"
@@ -171,3 +178,31 @@ def batch_metrics(
         VALID: float(len(groups) - solve_none - solve_all),
         LOGICAL_CONNECTIVES: _mean([count_connectives(t) for t in texts]),
     }
+
+
+def val_key(section: str, data_source: str, name: str) -> str:
+    """verl's validation key: `<val-core|val-aux>/<data_source>/reward/<name>`."""
+    return f"{section}/{data_source}/reward/{name}"
+
+
+def validation_metrics(scores: Sequence[float], data_sources: Sequence[str], n: int) -> dict[str, float]:
+    """Per-data-source validation metrics of `n` responses per prompt (prompt-major scores).
+
+    `mean@n` (val-core) is the mean score over the source's prompts and their `n` responses;
+    with n > 1, `std@n` (val-aux) is the mean over prompts of their `n` scores' population std,
+    as verl computes both. `data_sources` has one entry per prompt.
+    """
+    if n < 1 or len(scores) != n * len(data_sources) or not data_sources:
+        raise ValueError(
+            f"validation_metrics needs n responses per prompt: {len(scores)=} {len(data_sources)=} {n=}"
+        )
+    by_source: dict[str, list[list[float]]] = defaultdict(list)
+    for i, source in enumerate(data_sources):
+        by_source[source].append([float(s) for s in scores[i * n : (i + 1) * n]])
+    out: dict[str, float] = {}
+    for source, groups in by_source.items():
+        out[val_key(VAL_CORE, source, f"mean@{n}")] = _mean([s for g in groups for s in g])
+        if n > 1:
+            stds = [math.sqrt(sum((s - sum(g) / n) ** 2 for s in g) / n) for g in groups]
+            out[val_key(VAL_AUX, source, f"std@{n}")] = _mean(stds)
+    return out

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from trainable import algos, data_rewards, tasks
-from trainable.backends import grpo_base, hf_data, hf_engines, hf_vllm
+from trainable.backends import grpo_base, hf_data, hf_engines, hf_validate, hf_vllm
 from trainable.config import ConfigError, HFGRPOConfig, nearest
 
 log = logging.getLogger(__name__)
@@ -76,12 +76,13 @@ class HFPolicy(grpo_base.ModelPolicy):
         from transformers import GenerationConfig
 
         ids, mask = grpo_base.left_pad(prompt_ids, self.pad_id)
-        # Plain sampling: no top-k/top-p/penalties from the checkpoint's generation defaults.
+        # Plain sampling: no top-k/top-p/penalties from the checkpoint's generation defaults;
+        # temperature 0 is greedy (validation's default, as vLLM reads it).
+        sampling = (
+            dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else {}
+        )
         gen = GenerationConfig(
-            do_sample=True,
-            temperature=temperature,
-            top_k=0,
-            top_p=1.0,
+            **(sampling or dict(do_sample=False)),
             max_new_tokens=max_new_tokens,
             num_return_sequences=n,
             eos_token_id=self.eos_id,
@@ -181,8 +182,10 @@ class HFTrainer(grpo_base.GRPOTrainer):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model, self.tok = load_model_and_tokenizer(cfg)
         self.model = model.to(self.device)
+        self.val_set: list[hf_data.DataPrompt] = []
         if cfg.data.train_files:  # rows rendered with the checkpoint's chat template
             self.train_set = hf_data.load_prompts(cfg, self.tok)
+            self.val_set = hf_data.load_val_prompts(cfg, self.tok)
             self.score_fn = data_rewards.scorer(cfg.data.reward)
         self._check_lengths()
         ref = grpo_base.frozen_copy(self.model)
@@ -200,13 +203,31 @@ class HFTrainer(grpo_base.GRPOTrainer):
         return [] if self.config.data.train_files else super()._load_train_set()
 
     def _check_lengths(self) -> None:
-        longest = max(len(self._encode(p)) for p in self.train_set)
-        if longest > self.config.data.max_prompt_length:
-            what = "data.train_files' prompts" if self.config.data.train_files else "the task's prompts"
-            raise ConfigError(
-                "data.max_prompt_length",
-                f"{what} have up to {longest} tokens (got {self.config.data.max_prompt_length})",
+        sets = [
+            (
+                "data.train_files' prompts" if self.config.data.train_files else "the task's prompts",
+                self.train_set,
             )
+        ]
+        for what, items in sets + [("data.val_files' prompts", self.val_set)]:
+            longest = max((len(self._encode(p)) for p in items), default=0)
+            if longest > self.config.data.max_prompt_length:
+                raise ConfigError(
+                    "data.max_prompt_length",
+                    f"{what} have up to {longest} tokens (got {self.config.data.max_prompt_length})",
+                )
+
+    def step(self) -> dict[str, float]:
+        # Validation rides on the step's report (verl logs it with the step's metrics).
+        t = self.config.trainer
+        when = hf_validate.due(self.step_count + 1, t.total_steps, t.test_freq, t.val_before_train)
+        when = when if self.val_set else None
+        before = self._validate() if when == hf_validate.BEFORE else {}
+        out = super().step()
+        return out | before | (self._validate() if when == hf_validate.AFTER else {})
+
+    def _validate(self) -> dict[str, float]:
+        return hf_validate.evaluate(self.policy, self.val_set, self.config, self.score_fn, self.step_count)
 
     def _start_vllm(self) -> hf_vllm.VLLMRollout:
         cfg = self.config

@@ -74,9 +74,13 @@ def load_prompts(cfg: HFGRPOConfig, tok) -> list[DataPrompt]:
     """The training prompts of `data.train_files` (the first `train_size` when set), rendered."""
     check_reward(cfg.data.reward)
     rows = datasets.read_files(cfg.data.train_files, TRAIN, _sources(cfg))
-    for path in cfg.data.val_files:  # read (and so checked) now, not halfway through a trial
-        datasets.read_rows(path, VAL, _sources(cfg))
     cap = cfg.data.rows_cap()
     if cap is not None and cap > len(rows):
         raise ConfigError("data.train_size", f"the data files have {len(rows)} rows (got {cap})")
     return [DataPrompt(tuple(render(tok, r.messages)), r) for r in rows[:cap]]
+
+
+def load_val_prompts(cfg: HFGRPOConfig, tok) -> list[DataPrompt]:
+    """Every prompt of `data.val_files`, rendered (read when the trial starts, not halfway through)."""
+    rows = datasets.read_files(cfg.data.val_files, VAL, _sources(cfg)) if cfg.data.val_files else []
+    return [DataPrompt(tuple(render(tok, r.messages)), r) for r in rows]
