@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from optuna.distributions import FloatDistribution
 
-from archer_sweep.planning import feasible as F
-from archer_sweep.planning.feasible_next import from_unit, propose_feasible, to_unit
+from archer_sweep.feasible import model as F
+from archer_sweep.feasible.space import from_unit, to_unit
+from archer_sweep.planning.feasible_next import propose_feasible
 from archer_sweep.planning.nextver import PastTrial, propose
 
 EC, KL = "algorithm.entropy_coeff", "algorithm.kl_loss_coef"

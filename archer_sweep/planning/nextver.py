@@ -29,6 +29,7 @@ import optuna
 from optuna.trial import TrialState
 
 from archer_sweep.criteria import evaluate
+from archer_sweep.feasible.space import numeric, unit
 from archer_sweep.objective import CONSTRAINT_KEY, constraint_for
 from archer_sweep.planning import feasible_next
 from archer_sweep.results.runs import Run
@@ -229,12 +230,12 @@ def distance(a: Mapping[str, Any], b: Mapping[str, Any], space: Mapping[str, Any
         if not hasattr(d, "low"):
             total += float(a.get(k) != b.get(k))
         else:
-            total += (feasible_next.unit(k, a.get(k), space) - feasible_next.unit(k, b.get(k), space)) ** 2
+            total += (unit(k, a.get(k), space) - unit(k, b.get(k), space)) ** 2
     return math.sqrt(total)
 
 
 METHODS = ("feasible", "tpe")
-"""`feasible`: EI × P(healthy) of the feasible-region model (planning/feasible.py), the
+"""`feasible`: EI × P(healthy) of the feasible-region model (archer_sweep/feasible/), the
 default; `tpe`: the constrained TPE below (the behaviour before the model)."""
 
 
@@ -254,7 +255,7 @@ def propose(
         raise ValueError("the spec searches no parameter: nothing to propose (search.space is empty)")
     if method not in METHODS:
         raise ValueError(f"unknown proposal method {method!r} (expected one of {', '.join(METHODS)})")
-    if method == "feasible" and feasible_next.numeric(space):
+    if method == "feasible" and numeric(space):
         usable = [p for p in past if all(k in p.params for k in space)]
         return [
             Proposal(

@@ -1,4 +1,4 @@
-"""Where is the cliff? A model of the feasible (healthy) region learnt from every past verdict,
+"""A model of the feasible (healthy) region learnt from every past verdict,
 and the acquisition `next` ranks candidates by: expected improvement × P(healthy)², the
 constrained Bayesian optimisation of Gardner et al. (2014) made risk-averse (a run that
 turns out unhealthy costs a GPU-round; a missed small improvement costs little: squaring
