@@ -14,6 +14,8 @@ CONSTRAINT_KEY = "rules"
 """Name of the one constraint on every trial (`Trial.set_constraint`); constrained TPE / GP read it."""
 VIOLATED, SATISFIED = 1.0, -1.0
 """Optuna's convention: a constraint value ≤ 0 is satisfied. Healthy satisfies, any other verdict violates."""
+VERDICT_ATTR = "archer_verdict"
+"""Optuna user attr holding a trial's verdict row ({verdict, rule, step, metric, value})."""
 
 
 def constraint_for(verdict: str) -> float:
