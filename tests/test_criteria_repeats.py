@@ -47,6 +47,7 @@ def test_only_bad_rules_and_nan_stop_siblings():
         assert stops_siblings(other, RULES) is None
     assert stops_siblings(Verdict("unhealthy:score_good", rule="score_good"), RULES) is None
     v = sibling_verdict("entropy_high", "t1", 12, 9)
+    assert stops_siblings(v, RULES) is None
     assert (v.verdict, v.rule, v.step) == ("stopped:sibling:entropy_high", "entropy_high", 9)
     assert v.reason == "sibling t1 stopped:entropy_high at step 12 (search.repeats.stop_siblings)"
 

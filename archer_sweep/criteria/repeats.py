@@ -91,6 +91,8 @@ def split_rules(verdicts: Iterable[str]) -> tuple[str, ...]:
 def stops_siblings(verdict: Verdict, rules: Sequence[Rule]) -> Optional[str]:
     """The rule whose stop of one seed stops its siblings (a bad rule or NaN), else None."""
     bad = {r.name for r in rules if r.verdict == "bad"}
+    if verdict.verdict.startswith(SIBLING_PREFIX):
+        return None  # already the echo of a stop
     if verdict.verdict == NAN_VERDICT:
         return "nan"
     if verdict.verdict.startswith("stopped:") and verdict.rule in bad:

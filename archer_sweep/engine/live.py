@@ -49,8 +49,10 @@ class LiveTable(Callback):
         param_keys: Sequence[str],
         every: int = 5,
         console: Optional[Console] = None,
+        repeats: Any = None,
     ):
         self.store = store
+        self.repeats = repeats  # search.repeats: a seed's verdict also shows its config's agreement
         self.param_keys = list(param_keys)
         self.every = max(1, every)
         self.rows: dict[str, dict] = {}
@@ -108,7 +110,17 @@ class LiveTable(Callback):
         row["status"] = status
         verdict = self.store.get(trial.trial_id)
         row["verdict"] = verdict["verdict"] if verdict else ""
-        self._emit(trial, f"{status.lower()}: {describe(verdict) if verdict else 'no verdict'}")
+        text = describe(verdict) if verdict else "no verdict"
+        if verdict and self.repeats is not None and verdict.get("group") is not None:
+            from archer_sweep.results.configs import configs
+
+            (config,) = configs(
+                [r for r in self.store.rows() if r.get("group") == verdict["group"]], self.repeats
+            )
+            agreement = f"config {verdict['group']}: {config.verdict.describe()}"
+            row["verdict"] += f" ({agreement})"
+            text += f"; {agreement}"
+        self._emit(trial, f"{status.lower()}: {text}")
 
     def _params_text(self, row: Mapping) -> str:
         return " ".join(f"{_short(k)}={_fmt(v)}" for k, v in row["params"].items())
@@ -188,6 +200,8 @@ def summary(
     total: int,
     budget: Optional[int] = None,
     study: Optional[str] = None,
+    repeats: Any = None,
+    rules: Sequence = (),
 ) -> str:
     """The closing text: each trial's verdict (rule, step, value), the best healthy, what
     the early stops spared (given the per-trial step `budget`), paths, and the study's
@@ -201,6 +215,10 @@ def summary(
         value = values.get(r["trial_id"])
         final = "no report" if value is None else f"final {objective}={_fmt(value)}"
         lines.append(f"  {r['trial_id']}  {params}  {describe(r)}  {final}")
+    if repeats is not None:
+        from archer_sweep.results.configs import configs, summary_lines
+
+        lines += summary_lines(configs(rows, repeats, rules, values), objective)
     best = best_healthy(rows, values, mode)
     if best is None:
         lines.append("Best healthy trial: none (no trial met every good rule)")

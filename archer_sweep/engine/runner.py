@@ -23,7 +23,7 @@ from ray.air.integrations.wandb import WandbLoggerCallback
 from archer_sweep.engine.verdicts import VerdictStore
 from archer_sweep.errors import UserError
 from archer_sweep.results.replay import BACKEND as REPLAY_BACKEND
-from archer_sweep.results.sweepdir import LOCK_FILE, SPEC_FILE, study_url
+from archer_sweep.results.sweepdir import LOCK_FILE, SPEC_FILE, get_dotted, study_url
 from archer_sweep.spec.space import apply_params, base_config, fixed_params, to_optuna_space, total_steps
 
 log = logging.getLogger(__name__)
@@ -218,10 +218,12 @@ class Parts:
 
 def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
     from archer_sweep.engine.live import LiveTable
+    from archer_sweep.engine.repeats import GroupStore
     from archer_sweep.engine.scheduler import CriteriaScheduler
-    from archer_sweep.engine.searcher import CriteriaOptunaSearch, make_sampler
+    from archer_sweep.engine.searcher import SEED_KEY, CriteriaOptunaSearch, make_sampler
 
     store = VerdictStore(sweep_dir)
+    groups = GroupStore(sweep_dir) if spec.search.repeats else None
     space = optuna_space(spec)
     keys = list(space)
     s = spec.search
@@ -238,6 +240,8 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
         start_timeout_s=spec.failure.start_timeout_s,
         stop_when_decided=spec.scheduler.stop_when_decided,
         recorded=spec.trainable.backend == REPLAY_BACKEND,  # recorded runs: unreported keys are no typo
+        groups=groups,
+        stop_siblings=bool(s.repeats and s.repeats.stop_siblings),
     )
     sampler = make_sampler(s.sampler.type, s.sampler.seed, s.sampler.n_startup_trials, space)
     searcher = CriteriaOptunaSearch(
@@ -253,8 +257,13 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
         points_to_evaluate=s.points_to_evaluate[: s.num_samples],
         objective_reduce=s.objective_reduce,
         apply_params=apply_params,
+        repeats=s.repeats,
+        groups=groups,
+        num_configs=s.num_samples,
+        rules=spec.rules(),
+        base_seed=int(get_dotted(base_config(spec), SEED_KEY, 0) or 0),
     )
-    callbacks: list = [LiveTable(store, keys)] if live else []
+    callbacks: list = [LiveTable(store, keys, repeats=s.repeats)] if live else []
     if spec.tracking.wandb.mode != "disabled":
         callbacks.append(
             QuietWandbLoggerCallback(
@@ -293,7 +302,7 @@ def make_tuner(spec, sweep_dir: Path, live: bool = True):
     tune_config = tune.TuneConfig(
         search_alg=ConcurrencyLimiter(parts.searcher, max_concurrent=spec.search.max_concurrent),
         scheduler=parts.scheduler,
-        num_samples=spec.search.num_samples,
+        num_samples=spec.search.num_samples * spec.search.seeds,  # Ray trials; the searcher counts configs
         reuse_actors=False,
         trial_dirname_creator=trial_dirname,
         trial_name_creator=trial_dirname,

@@ -8,7 +8,10 @@ records `stopped:<rule>` with its step and value in `verdicts.jsonl`; with
 the good rules; a live trainer that never reports a watched key is `stopped:nan` (a replay
 of recorded runs, `recorded=True`, instead leaves the rules on that key out, with a
 warning); a crash gets `error` with the exception's message. ASHA, when configured, runs
-on the objective after the rules (`stopped:asha`). Ray Tune keeps no scheduler state
+on the objective after the rules (`stopped:asha`). With `search.repeats` each verdict row also
+names its config `group` and `seed`, and (`stop_siblings`) a seed's bad-rule stop stops the
+config's other seeds, pending or running, as `stopped:sibling:<rule>` (criteria/repeats.py);
+the stops happen on the controller's next step, like those of hung trials. Ray Tune keeps no scheduler state
 across restore, so trackers are rebuilt from `verdicts.jsonl` and each trial's
 `result.json` on the first result after a resume.
 """
@@ -26,6 +29,7 @@ from typing import Any, Optional
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
 from archer_sweep.criteria import STEP_KEY, CriteriaTracker, Rule, Verdict
+from archer_sweep.criteria.repeats import sibling_verdict, stops_siblings
 from archer_sweep.engine import libcompat
 from archer_sweep.engine.verdicts import VerdictStore
 from archer_sweep.results.sweepdir import RESULT_FILE, params_of
@@ -67,8 +71,13 @@ class CriteriaScheduler(FIFOScheduler):
         start_timeout_s: Optional[float] = None,
         stop_when_decided: bool = True,
         recorded: bool = False,
+        groups: Any = None,
+        stop_siblings: bool = False,
     ):
         super().__init__()
+        self.groups = groups  # engine.repeats.GroupStore with search.repeats, else None
+        self.stop_siblings = stop_siblings and groups is not None
+        self._sibling_stops: list[tuple[str, str, Optional[int]]] = []  # (stopped seed, rule, step)
         self.rules = list(rules)
         self.stop_when_decided = stop_when_decided
         self.recorded = recorded  # trials play recorded runs (backend: replay)
@@ -166,6 +175,8 @@ class CriteriaScheduler(FIFOScheduler):
     def choose_trial_to_run(self, tune_controller):
         if not self._judged_skipped:
             self._skip_judged(tune_controller)
+        if self._sibling_stops:
+            self._stop_siblings(tune_controller)
         # Tune calls this on every controller step (≤ 0.1 s apart): the place to notice a
         # step that hangs and never reports.
         if self.start_timeout_s is not None or self.step_timeout_s is not None:
@@ -176,8 +187,29 @@ class CriteriaScheduler(FIFOScheduler):
         """After a resume, never start again a trial judged before the interruption (Tune's
         saved state may predate its verdict): no rerun step, no re-judging."""
         self._judged_skipped = True
+        if self.stop_siblings:  # a sibling stop the interruption cut short
+            for row in self.store.rows():
+                rule = stops_siblings(Verdict(str(row["verdict"]), rule=row.get("rule")), self.rules)
+                if rule is not None:
+                    self._sibling_stops.append((row["trial_id"], rule, row.get("step")))
         for trial in list(tune_controller.get_trials()):
             if trial.status in ("PENDING", "PAUSED") and self.store.get(trial.trial_id):
+                tune_controller.stop_trial(trial)
+
+    def _stop_siblings(self, tune_controller) -> None:
+        queued, self._sibling_stops = self._sibling_stops, []
+        by_id = {t.trial_id: t for t in tune_controller.get_trials()}
+        for origin, rule, step in queued:
+            row = self.groups.get(origin)
+            for tid in self.groups.members(row["group"]) if row else ():
+                trial = by_id.get(tid)
+                if trial is None or self.store.get(tid) is not None:
+                    continue  # never started (the searcher closes the group), or judged
+                if trial.status not in ("PENDING", "PAUSED", "RUNNING"):
+                    continue
+                last = trial.last_result or {}
+                ran = _step(last) if ITER in last else None  # a pending sibling never reported
+                self._record(trial, sibling_verdict(rule, origin, step, ran))
                 tune_controller.stop_trial(trial)
 
     def _stop_hung(self, tune_controller) -> None:
@@ -225,7 +257,12 @@ class CriteriaScheduler(FIFOScheduler):
 
     # -- helpers --------------------------------------------------------------------
     def _record(self, trial, verdict: Verdict) -> None:
-        self.store.record(trial.trial_id, params_of(trial.config, self.param_keys), verdict)
+        member = self.groups.get(trial.trial_id) if self.groups is not None else None
+        extra = {"group": member["group"], "seed": member["seed"]} if member else None
+        self.store.record(trial.trial_id, params_of(trial.config, self.param_keys), verdict, extra)
+        rule = stops_siblings(verdict, self.rules) if self.stop_siblings else None
+        if rule is not None:
+            self._sibling_stops.append((trial.trial_id, rule, verdict.step))
         self.trackers.pop(trial.trial_id, None)
         self._last_report.pop(trial.trial_id, None)
         self._started.pop(trial.trial_id, None)

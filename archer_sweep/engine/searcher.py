@@ -15,19 +15,29 @@ replacement for the deprecated `constraints_func`), which constrained TPE and GP
 so they learn to avoid coefficients that break the rules. The study lives in an RDB
 (`study.db` beside the results by default), and `suggest` returns the whole nested
 trainable config with the sampled values applied at their dotted keys.
+
+With `search.repeats` (k seeds per config) one Optuna trial stands for a config: `suggest`
+asks Optuna for a new config only when the open one has all its seeds (or is closed by a
+sibling stop), gives each seed `trainer.seed` = the base seed + its index, and logs it in
+`groups.jsonl`; Optuna is told once, when every seed that ran is judged, with the
+aggregated verdict (criteria/repeats.py), the mean objective, and user attrs `archer_repeats`
+(per-seed verdicts and objectives, objective std, agreement, the rules that split the seeds).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
 import optuna
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from archer_sweep.criteria import Rule, Verdict
+from archer_sweep.criteria.repeats import ERROR, aggregate, mean_std, stops_siblings
 from archer_sweep.engine import libcompat
 from archer_sweep.engine.verdicts import VerdictStore
 from archer_sweep.objective import CONSTRAINT_KEY, constraint_for, reduce_objective
@@ -39,6 +49,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live table reports t
 VERDICT_ATTR = "archer_verdict"
 CONSTRAINT_ATTR = "archer_constraint"
 RAY_TRIAL_ATTR = "ray_trial_id"
+REPEATS_ATTR = "archer_repeats"
+SEED_KEY = "trainer.seed"
 
 
 def verdict_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
@@ -89,6 +101,11 @@ class CriteriaOptunaSearch(OptunaSearch):
         points_to_evaluate: Optional[list[dict]] = None,
         objective_reduce: str = "last",
         apply_params: Callable[[Mapping, Mapping], dict] = apply_params,
+        repeats: Any = None,
+        groups: Any = None,
+        num_configs: Optional[int] = None,
+        rules: Sequence[Rule] = (),
+        base_seed: int = 0,
     ):
         storage = optuna.storages.RDBStorage(storage_url)
         super().__init__(
@@ -105,11 +122,42 @@ class CriteriaOptunaSearch(OptunaSearch):
         self._objective_reduce = objective_reduce
         self._values: dict[str, list[float]] = {}
         self._last_point: dict[str, tuple[int, float]] = {}  # trial -> (iteration, objective)
+        # repeats (search.repeats): config group = the Optuna trial number of its first seed
+        self._repeats, self._groups, self._rules = repeats, groups, list(rules)
+        self._num_configs, self._base_seed = num_configs, base_seed
+        self._group_of: dict[str, int] = {}  # Ray trial -> group
+        self._members: dict[int, list[str]] = {}  # group -> Ray trials, in seed order
+        self._done: dict[int, dict[str, dict]] = {}  # group -> judged seed -> what it gave
+        self._open: Optional[int] = None  # the group still getting seeds
         for point in points_to_evaluate or []:  # partial points allowed, unlike Ray's check
             libcompat.study_of(self).enqueue_trial(dict(point), skip_if_exists=True)
 
     # -- suggestions ------------------------------------------------------------------
     def suggest(self, trial_id: str) -> Optional[dict]:
+        if self._repeats is None:
+            return self._suggest_config(trial_id)
+        group = self._open
+        if group is not None and (len(self._members[group]) >= self._repeats.count or self._closed(group)):
+            group = self._open = None
+        if group is None:
+            if self._num_configs is not None and len(self._members) >= self._num_configs:
+                return Searcher.FINISHED  # every config proposed (some with fewer seeds)
+            config = self._suggest_config(trial_id)
+            if config is None:
+                return None
+            group = self._open = libcompat.trials_of(self)[trial_id].number
+            self._members[group], self._done[group] = [], {}
+        else:
+            first = libcompat.trials_of(self)[self._members[group][0]]
+            config = self._apply(self._base_config, dict(first.params))
+        index = len(self._members[group])
+        seed = self._base_seed + index
+        self._members[group].append(trial_id)
+        self._group_of[trial_id] = group
+        self._groups.add(trial_id, group, index, seed)
+        return self._apply(config, {SEED_KEY: seed})
+
+    def _suggest_config(self, trial_id: str) -> Optional[dict]:
         params = super().suggest(trial_id)
         if params is None:
             return None
@@ -129,6 +177,9 @@ class CriteriaOptunaSearch(OptunaSearch):
 
     # -- completion -------------------------------------------------------------------
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
+        if trial_id in self._group_of:
+            self._seed_complete(trial_id, result, error)
+            return
         if trial_id in libcompat.completed_of(self) or trial_id not in libcompat.trials_of(self):
             return
         ot_trial = libcompat.trials_of(self)[trial_id]
@@ -159,6 +210,79 @@ class CriteriaOptunaSearch(OptunaSearch):
             libcompat.study_of(self).tell(ot_trial, None, state=TrialState.FAIL)
         self._values.pop(trial_id, None)  # the driver's memory stays bounded
 
+    # -- repeats ----------------------------------------------------------------------
+    def _closed(self, group: int) -> bool:
+        """A seed's bad-rule stop closed the group: its remaining seeds never start."""
+        if not self._repeats.stop_siblings:
+            return False
+        for tid in self._members[group]:
+            row = self._store.get(tid)
+            if row and stops_siblings(Verdict(str(row["verdict"]), rule=row.get("rule")), self._rules):
+                return True
+        return False
+
+    def _seed_complete(self, trial_id: str, result: Optional[dict], error: bool) -> None:
+        group = self._group_of[trial_id]
+        done = self._done[group]
+        if trial_id not in done:
+            row = self._store.get(trial_id) or {}
+            verdict = str(row.get("verdict") or (ERROR if error else ""))
+            value = None if verdict == ERROR else self._objective(trial_id, result)
+            last = self._last_point.pop(trial_id, None)
+            done[trial_id] = {
+                "trial_id": trial_id,
+                "seed": self._base_seed + self._members[group].index(trial_id),
+                "verdict": verdict,
+                "rule": row.get("rule"),
+                "step": row.get("step"),
+                "objective": value,
+                "last": last,
+            }
+            self._values.pop(trial_id, None)
+        self._settle(group)
+
+    def _settle(self, group: int) -> None:
+        """Tell Optuna the config's verdict once every seed it will run is judged."""
+        members = self._members[group]
+        if any(t not in self._done[group] for t in members):
+            return
+        if len(members) < self._repeats.count and not self._closed(group):
+            return  # seeds still to come
+        first = members[0]
+        ot_trial = libcompat.trials_of(self)[first]
+        libcompat.completed_of(self).add(first)
+        if self._finished_in_storage(ot_trial):
+            return  # told before an interruption; never tell twice
+        seeds = [self._done[group][t] for t in members]
+        agg = aggregate([s["verdict"] for s in seeds], self._repeats.count, self._repeats.needed)
+        mean, std = mean_std(s["objective"] for s in seeds)
+        attrs = {
+            "seeds": [{k: v for k, v in s.items() if k != "last"} for s in seeds],
+            "objective_mean": mean,
+            "objective_std": std,
+            "agreement": agg.agreement,
+            "split": list(agg.split),
+        }
+        ot_trial.set_user_attr(REPEATS_ATTR, attrs)
+        ot_trial.set_user_attr(VERDICT_ATTR, {"verdict": agg.verdict, "agreement": agg.describe()})
+        state = TrialState.FAIL if agg.verdict == ERROR else TrialState.PRUNED
+        if not agg.verdict.startswith("stopped:") and state != TrialState.FAIL:
+            state = TrialState.COMPLETE if mean is not None else TrialState.FAIL
+        if state != TrialState.FAIL:
+            flag = constraint_for(agg.verdict)
+            ot_trial.set_user_attr(CONSTRAINT_ATTR, flag)
+            ot_trial.set_constraint(CONSTRAINT_KEY, flag)
+            points = [s["last"] for s in seeds if s["last"] is not None]
+            if points:  # a PRUNED config's value: the mean of its seeds' last reports
+                ot_trial.report(sum(p[1] for p in points) / len(points), max(p[0] for p in points))
+        try:
+            libcompat.study_of(self).tell(
+                ot_trial, mean if state == TrialState.COMPLETE else None, state=state
+            )
+        except Exception as exc:  # never leave the Optuna trial RUNNING
+            log.warning("optuna tell(config %s) failed (%s); marking it FAIL", group, exc)
+            libcompat.study_of(self).tell(ot_trial, None, state=TrialState.FAIL)
+
     def _state_for(self, trial_id: str, verdict: str, result: Optional[dict], error: bool):
         if error or verdict == "error":
             return TrialState.FAIL, None
@@ -182,16 +306,17 @@ class CriteriaOptunaSearch(OptunaSearch):
 
     # -- save / restore ---------------------------------------------------------------
     def save(self, checkpoint_path: str) -> None:
-        store, self._store = self._store, None  # the live store is shared with the scheduler
+        # the live stores are shared with the scheduler
+        store, groups, self._store, self._groups = self._store, self._groups, None, None
         try:
             super().save(checkpoint_path)
         finally:
-            self._store = store
+            self._store, self._groups = store, groups
 
     def restore(self, checkpoint_path: str) -> None:
-        store = self._store
+        store, groups = self._store, self._groups
         super().restore(checkpoint_path)
-        self._store = store
+        self._store, self._groups = store, groups
         self.reconcile()
 
     def reconcile(self) -> None:
@@ -199,6 +324,9 @@ class CriteriaOptunaSearch(OptunaSearch):
         known = {t.number: tid for tid, t in libcompat.trials_of(self).items()}
         for frozen in libcompat.study_of(self).get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             tid = known.get(frozen.number)
+            if tid is not None and tid in self._group_of:
+                self._reconcile_group(self._group_of[tid])
+                continue
             if tid is None:
                 # asked after the last searcher checkpoint: its Ray trial was never saved
                 libcompat.study_of(self).tell(frozen.number, None, state=TrialState.FAIL)
@@ -215,3 +343,10 @@ class CriteriaOptunaSearch(OptunaSearch):
             elif tid in libcompat.completed_of(self) or self._store.get(tid) is not None:
                 libcompat.completed_of(self).discard(tid)
                 self.on_trial_complete(tid, None, error=False)
+
+    def _reconcile_group(self, group: int) -> None:
+        """After a resume: seeds judged after the last checkpoint are taken from the store."""
+        for tid in self._members[group]:
+            if tid not in self._done[group] and self._store.get(tid) is not None:
+                self._seed_complete(tid, None, error=False)
+        self._settle(group)

@@ -114,6 +114,15 @@ def _with_ray(spec, env, make, sweep_dir: Path) -> int:
         shutil.rmtree(scratch, ignore_errors=True)  # the workers' temp files (ensure_ray)
 
 
+def _judged(rows: list[dict], spec) -> int:
+    """Trials judged, or with search.repeats configs whose every seed is judged."""
+    if spec.search.repeats is None:
+        return len(rows)
+    from archer_sweep.results.configs import configs
+
+    return sum(c.complete for c in configs(rows, spec.search.repeats, spec.rules()))
+
+
 def _prepare(spec) -> None:
     """Backend work done once before any trial (the tiny warm start), shown in the driver."""
     from trainable.trainer import prepare_backend
@@ -148,8 +157,19 @@ def _fit(tuner, spec, sweep_dir: Path) -> int:
     rows = VerdictStore(sweep_dir).rows()
     total = spec.search.num_samples
     s = spec.search
-    echo(summary(sweep_dir, s.metric, s.mode, total, budget=total_steps(spec), study=spec.storage.study))
-    if interrupted or len(rows) < total:
+    echo(
+        summary(
+            sweep_dir,
+            s.metric,
+            s.mode,
+            total * s.seeds,
+            budget=total_steps(spec),
+            study=spec.storage.study,
+            repeats=s.repeats,
+            rules=spec.rules(),
+        )
+    )
+    if interrupted or _judged(rows, spec) < total:
         echo(f"interrupted; continue with: archer-sweep resume {sweep_dir}", err=True)
         return INTERRUPTED
     if rows and all(r["verdict"] == "error" for r in rows):

@@ -56,13 +56,17 @@ class VerdictStore:
     def rows(self) -> list[dict]:
         return list(self._rows.values())
 
-    def record(self, trial_id: str, params: Mapping[str, Any], verdict: Verdict) -> dict:
-        """Append the verdict of `trial_id` unless it already has one; return the stored row."""
+    def record(
+        self, trial_id: str, params: Mapping[str, Any], verdict: Verdict, extra: Optional[Mapping] = None
+    ) -> dict:
+        """Append the verdict of `trial_id` unless it already has one; return the stored row.
+        `extra`: more keys of the row (with repeats: `group` and `seed`)."""
         with self._lock:
             if trial_id in self._rows:
                 return self._rows[trial_id]
             row = {"trial_id": trial_id, "params": jsonable(dict(params))}
             row |= verdict.as_dict()
+            row |= dict(extra or {})
             row["time"] = time.time()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:

@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 VERDICTS_FILE = "verdicts.jsonl"
+GROUPS_FILE = "groups.jsonl"
+"""With `search.repeats`: one line per trial, `{"trial_id", "group", "seed_index", "seed"}`
+(group = the Optuna trial number of the config), written when the trial is proposed."""
 SPEC_FILE = "spec.yaml"
 STUDY_FILE = "study.db"
 LOCK_FILE = ".archer-sweep.lock"
@@ -86,6 +89,22 @@ def read_verdicts(sweep_dir: str | Path) -> dict[str, dict]:
             log.warning("ignoring line %d of %s: no trial_id", n, path)
             continue
         out.setdefault(str(row["trial_id"]), row)
+    return out
+
+
+def read_groups(sweep_dir: str | Path) -> dict[str, dict]:
+    """trial_id -> its line of `groups.jsonl` ({} without repeats); torn lines skipped."""
+    path = Path(sweep_dir) / GROUPS_FILE
+    out: dict[str, dict] = {}
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line from a crash
+        if isinstance(row, dict) and "trial_id" in row:
+            out.setdefault(str(row["trial_id"]), row)
     return out
 
 
