@@ -106,5 +106,21 @@ def main(history: Sequence[Path], spec: Path, as_json: bool = False) -> int:
 
         raise UserError(f"{', '.join(map(str, history))}: no run with any reports")
     bt = backtest(runs, sweep.rules(), settings_from_spec(sweep))
-    typer.echo(json.dumps(to_json(bt), indent=2) if as_json else to_markdown(bt))
+    out = to_json(bt) if as_json else to_markdown(bt)
+    if sweep.search.repeats is not None:  # judged per seed, then per config as live
+        from archer_sweep.planning import repeats as rp
+
+        configs = rp.replay_repeats(bt.runs, sweep.rules(), settings_from_spec(sweep), sweep.search.repeats)
+        if as_json:
+            out["configs"] = jsonable(
+                [
+                    {"params": c.params, "verdict": c.verdict.verdict, "agreement": c.verdict.agreement}
+                    | {"split": list(c.verdict.split), "steps_used": c.steps_used}
+                    | {"seeds": [s.__dict__ for s in c.seeds]}
+                    for c in configs
+                ]
+            )
+        else:
+            out += "\n" + rp.to_markdown(configs)
+    typer.echo(json.dumps(out, indent=2) if as_json else out)
     return 0
