@@ -11,7 +11,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import ray
 
 from archer_sweep.criteria import DECIDED
 from archer_sweep.engine import runner
@@ -20,6 +19,7 @@ from archer_sweep.planning.backtest import replay_criteria, settings_from_spec
 from archer_sweep.results.analysis import load_sweep, stop_savings
 from archer_sweep.results.history import load_histories
 from archer_sweep.spec.model import SweepSpec
+from tests.ray_session import local_ray_session
 from tests.test_runner import fake_spec, verdicts
 from trainable import metrics as M
 
@@ -43,14 +43,7 @@ RULES = [
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": REPO, "RAY_CHDIR_TO_TRIAL_DIR": "0", "WANDB_SILENT": "true"}},
-    )
-    yield
-    ray.shutdown()
+    yield from local_ray_session()
 
 
 def _points(*ecs):

@@ -1,7 +1,7 @@
 import pytest
-import ray
 from ray import tune
 
+from tests.ray_session import local_ray_session
 from trainable import GRPOTrainable
 from trainable import metrics as M
 
@@ -16,9 +16,7 @@ CONFIG = {
 
 @pytest.fixture
 def local_ray():
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+    yield from local_ray_session(num_cpus=1)
 
 
 @pytest.mark.slow

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import optuna
 import pytest
-import ray
 
 from archer_sweep.engine import runner
 from archer_sweep.engine import sweep as cmd_run
 from archer_sweep.errors import UserError
 from archer_sweep.spec.model import SweepSpec
+from tests.ray_session import local_ray_session
 from trainable import metrics as M
 
 REPO = str(Path(__file__).resolve().parents[1])
@@ -23,21 +23,7 @@ FAKE = "tests.fake_backend:FakeTrainer"
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={
-            "env_vars": {
-                "PYTHONPATH": REPO,
-                "RAY_CHDIR_TO_TRIAL_DIR": "0",
-                "WANDB_MODE": "offline",
-                "WANDB_SILENT": "true",
-            }
-        },
-    )
-    yield
-    ray.shutdown()
+    yield from local_ray_session(WANDB_MODE="offline")
 
 
 def fake_spec(tmp_path, name="fake", **over) -> SweepSpec:

@@ -11,14 +11,13 @@ import math
 import os
 
 import pytest
-import ray
 
 from archer_sweep.engine import runner
 from archer_sweep.engine import sweep as cmd_run
 from archer_sweep.spec.model import SweepSpec
+from tests.ray_session import local_ray_session
 from tests.reliability.helpers import (
     OBJECTIVE,
-    REPO,
     assert_no_ray_left,
     by_coeff,
     last_reports,
@@ -33,16 +32,7 @@ TIMEOUT_S = 5.0  # generous: a loaded CI box must not time out healthy steps
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={
-            "env_vars": {"PYTHONPATH": str(REPO), "RAY_CHDIR_TO_TRIAL_DIR": "0", "WANDB_MODE": "disabled"}
-        },
-    )
-    yield
-    ray.shutdown()
+    yield from local_ray_session(WANDB_MODE="disabled")
     assert_no_ray_left(os.getpid())
 
 
