@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from archer_sweep.results.analysis import load_sweep, summarize
+from archer_sweep.results.configs import configs_table, sweep_configs
 from archer_sweep.tables import fmt, md_table, short_param
 from trainable import metrics as M
 
@@ -34,6 +35,7 @@ def render(rows, space_keys) -> str:
 def main(directory: Path, as_json: bool = False) -> int:
     sweep = load_sweep(directory)
     rows = summarize(sweep)
+    configs = sweep_configs(sweep)  # search.repeats: each config judged over its seeds
     if as_json:
         typer.echo(
             json.dumps(
@@ -42,10 +44,13 @@ def main(directory: Path, as_json: bool = False) -> int:
                     "objective": sweep.objective,
                     "mode": sweep.mode,
                     "trials": [r.as_dict() for r in rows],
-                },
+                }
+                | ({"configs": [c.as_dict() for c in configs]} if configs else {}),
                 indent=2,
             )
         )
     else:
         typer.echo(render(rows, sweep.space_keys))
+        if configs:
+            typer.echo("\nConfigs (search.repeats):\n" + configs_table(configs))
     return 0

@@ -16,6 +16,7 @@ from typing import Optional
 
 from archer_sweep.criteria import DECIDED, Rule
 from archer_sweep.results.analysis import TABLE_METRICS, Sweep, checkpoints, compute, status, trend, value_at
+from archer_sweep.results.configs import configs_table, sweep_configs
 from archer_sweep.results.runs import Run
 from archer_sweep.tables import fmt, md_table, short_param
 from trainable import metrics as M
@@ -194,6 +195,9 @@ def render(
     keys = sweep.space_keys
     parts = [f"# Sweep `{sweep.name}`: results report", "", header(sweep, commit or project_commit()), ""]
     parts += ["## Trials", "", outcome_table(sweep), ""]
+    configs = sweep_configs(sweep)
+    if configs:  # search.repeats: the verdict that counts is the config's
+        parts += ["## Configs (each judged over its seeds)", "", configs_table(configs), ""]
     parts += ["## Per-trial metrics", ""]
     for r in sweep.runs:
         parts += [f"### `{r.run_id}` ({_params(r, keys)}): {r.verdict_name}", ""]

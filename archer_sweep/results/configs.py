@@ -95,3 +95,39 @@ def summary_lines(configs_: Sequence[Config], objective: str) -> list[str]:
             f"  config {c.group}  {params}  {c.verdict.verdict}  {c.verdict.describe()}{value}{state}"
         )
     return lines
+
+
+def sweep_configs(sweep: Any) -> list[Config]:
+    """The configs of a loaded sweep (`analysis.Sweep`); [] without search.repeats."""
+    repeats = sweep.spec.search.repeats if sweep.spec is not None else None
+    if repeats is None:
+        return []
+    values = {}
+    for r in sweep.runs:
+        ys = r.series(sweep.objective)[1]
+        values[r.run_id] = ys[-1] if ys else math.nan
+    rows = [dict(r.verdict, trial_id=r.run_id) for r in sweep.runs if r.verdict]
+    return configs(rows, repeats, sweep.rules, values)
+
+
+def configs_table(configs_: Sequence[Config]) -> str:
+    """Markdown: config, verdict, agreement (and the rules that split its seeds), per-seed verdicts."""
+    from archer_sweep.tables import md_table
+
+    body = []
+    for c in configs_:
+        mean, std = c.objective
+        body.append(
+            [
+                str(c.group),
+                ", ".join(
+                    f"{k.rsplit('.', 1)[-1]}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in c.params.items()
+                ),
+                c.verdict.verdict + ("" if c.complete else " (so far)"),
+                c.verdict.describe(),
+                "; ".join(f"{r.get('seed')}: {r.get('verdict')}" for r in c.seeds),
+                "" if mean is None else f"{mean:.4g} ± {std:.2g}",
+            ]
+        )
+    return md_table(["config", "params", "verdict", "agreement", "seeds", "objective mean ± std"], body)
