@@ -15,6 +15,7 @@ from ray.tune import Callback
 from rich.console import Console
 from rich.table import Table
 
+from archer_sweep.engine.progress import SweepProgress
 from archer_sweep.engine.verdicts import VerdictStore, describe
 from archer_sweep.results.sweepdir import params_of, read_results, trial_dirs
 from trainable import metrics as M
@@ -50,7 +51,9 @@ class LiveTable(Callback):
         every: int = 5,
         console: Optional[Console] = None,
         repeats: Any = None,
+        budget: Optional[tuple[int, int]] = None,
     ):
+        """`budget` = (trials, steps per trial): a terminal also shows a progress bar with an ETA."""
         self.store = store
         self.repeats = repeats  # search.repeats: a seed's verdict also shows its config's agreement
         self.param_keys = list(param_keys)
@@ -58,6 +61,7 @@ class LiveTable(Callback):
         self.rows: dict[str, dict] = {}
         self._console = console
         self._live = None
+        self.progress = SweepProgress(*budget) if budget else None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -81,6 +85,8 @@ class LiveTable(Callback):
         row.update(status="RUNNING", step=result.get(M.STEP, result.get("training_iteration")))
         row.update({label: result.get(key) for label, key in COLUMNS})
         step = row["step"]
+        if self.progress is not None and isinstance(step, (int, float)):
+            self.progress.report(trial.trial_id, int(step))
         if isinstance(step, (int, float)) and int(step) % self.every == 0:
             self._emit(trial, self._metrics_text(row))
 
@@ -108,6 +114,8 @@ class LiveTable(Callback):
     def _finish(self, trial, status: str) -> None:
         row = self._row(trial)
         row["status"] = status
+        if self.progress is not None:
+            self.progress.end(trial.trial_id)
         verdict = self.store.get(trial.trial_id)
         row["verdict"] = verdict["verdict"] if verdict else ""
         text = describe(verdict) if verdict else "no verdict"
@@ -139,9 +147,13 @@ class LiveTable(Callback):
         from rich.live import Live
 
         if self._live is None:
-            self._live = Live(self.table(), console=self.console, refresh_per_second=4)
+            self._live = Live(self.view(), console=self.console, refresh_per_second=4)
             self._live.start()
-        self._live.update(self.table())
+        self._live.update(self.view())
+
+    def view(self):
+        """The table, with the sweep's progress bar below it when the budget is known."""
+        return self.table() if self.progress is None else self.progress.below(self.table())
 
     def table(self) -> Table:
         table = Table(title="archer-sweep trials", padding=(0, 1))

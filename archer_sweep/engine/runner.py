@@ -263,7 +263,8 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
         rules=spec.rules(),
         base_seed=int(get_dotted(base_config(spec), SEED_KEY, 0) or 0),
     )
-    callbacks: list = [LiveTable(store, keys, repeats=s.repeats)] if live else []
+    budget = (s.num_samples * s.seeds, total_steps(spec))  # Ray trials x steps: the progress bar
+    callbacks: list = [LiveTable(store, keys, repeats=s.repeats, budget=budget)] if live else []
     if spec.tracking.wandb.mode != "disabled":
         callbacks.append(
             QuietWandbLoggerCallback(
