@@ -5,12 +5,15 @@ Every method starts from the user's current config (the seed's v1, entropy_coeff
 kl_loss_coef 0.01) as its first trial and searches the spec's space. Trial k of every
 method plays recorded seed `seeds[k]` of whatever config it snaps to (common random
 numbers: the methods differ only in what they propose). Trials run one after another.
-- `hunt (archer-sweep)`: round 1 = the spec's sampler (TPE, `n_startup_trials`) with v1
-  enqueued, trials told to Optuna as `CriteriaOptunaSearch` tells them (stopped → PRUNED,
-  verdict → constraint); later rounds = `planning.nextver.propose` over every earlier trial,
-  `round_size` proposals a round; criteria stopping throughout;
+- `hunt (archer-sweep)`: round 1 = the spec's sampler (sweeps/replay.yaml: `feasible`, the
+  feasible-region model proposing from the second trial on) with v1 enqueued, trials told
+  to Optuna as `CriteriaOptunaSearch` tells them (stopped → PRUNED, verdict → constraint
+  and the `archer_verdict` user attr); later rounds = `planning.nextver.propose` over every
+  earlier trial, `round_size` proposals a round; criteria stopping throughout;
 - `hunt, next by TPE (before)`: the same with `next --method tpe` (its behaviour before
   the feasible-region model);
+- `hunt, sweep sampler TPE (before)`: the same with round 1 by TPE with 4 random startup
+  trials (the spec's sampler before the `feasible` sampler);
 - `run (archer-sweep, one sweep)`: round 1 only, as long as the budget lasts;
 - `TPE + MedianPruner`: Optuna's documented set-up, the objective reported every step;
 - `GP (Optuna)`, `random`: no stopping;
@@ -33,8 +36,8 @@ import optuna
 from optuna.trial import TrialState
 from world import EC, KL, RUNAWAY, V1, Key, World, cached_world
 
-from archer_sweep.engine.searcher import SAMPLERS
-from archer_sweep.objective import CONSTRAINT_KEY, constraint_for
+from archer_sweep.engine.searcher import make_sampler
+from archer_sweep.objective import CONSTRAINT_KEY, VERDICT_ATTR, constraint_for
 from archer_sweep.planning.nextver import PastTrial, propose
 from trainable.metrics import ENTROPY
 
@@ -67,6 +70,7 @@ def _tell_like_the_searcher(world: World, study: optuna.Study, ot: optuna.Trial,
     for rep in world.runs[t.key].steps[: t.steps]:
         ot.report(float(rep[st.metric]), int(rep["step"]))
     ot.set_constraint(CONSTRAINT_KEY, constraint_for(t.verdict))
+    ot.set_user_attr(VERDICT_ATTR, {"verdict": t.verdict, "step": t.steps})
     if t.verdict.startswith("stopped:"):
         study.tell(ot, state=TrialState.PRUNED)
     else:
@@ -91,16 +95,19 @@ def hunt(
     round_size: int,
     rounds: bool = True,
     method: str = "feasible",
+    sampler: tuple[str, int] | None = None,
 ):
+    """`sampler`: (type, n_startup_trials) of round 1 instead of the spec's."""
     spec = world.spec.search
-    sampler = SAMPLERS[spec.sampler.type](sampler_seed, spec.sampler.n_startup_trials)
+    kind, startup = sampler or (spec.sampler.type, spec.sampler.n_startup_trials)
+    sampler = make_sampler(kind, sampler_seed, startup, world.space)
     study = optuna.create_study(direction="maximize" if spec.mode == "max" else "minimize", sampler=sampler)
     study.enqueue_trial(dict(V1))
     trials: list[Trial] = []
     k = 0
     for _ in range(round_size if rounds else len(seeds)):
         ot = study.ask(world.space)
-        t = _criteria_trial(world, dict(ot.params), seeds[k], proposed=k >= spec.sampler.n_startup_trials)
+        t = _criteria_trial(world, dict(ot.params), seeds[k], proposed=k >= max(startup, 1))
         _tell_like_the_searcher(world, study, ot, t)
         trials.append(t)
         k += 1
@@ -168,6 +175,9 @@ METHODS: dict[str, Callable[[World, list[int], int], Iterator[Trial]]] = {
     "hunt (archer-sweep)": lambda w, seeds, s: hunt(w, seeds, s, round_size=w.spec.search.num_samples),
     "hunt, next by TPE (before)": lambda w, seeds, s: hunt(
         w, seeds, s, round_size=w.spec.search.num_samples, method="tpe"
+    ),
+    "hunt, sweep sampler TPE (before)": lambda w, seeds, s: hunt(
+        w, seeds, s, round_size=w.spec.search.num_samples, sampler=("tpe", 4)
     ),
     "run (archer-sweep, one sweep)": lambda w, seeds, s: hunt(w, seeds, s, 0, rounds=False),
     # Optuna's defaults: TPE and GP draw their first 10 trials at random (the enqueued v1 among them).

@@ -152,3 +152,49 @@ def test_replay_sweep_on_the_shipped_table_equals_backtest(tmp_path):
         assert run.last_step == want.steps_used, (run.run_id, played.run_id)
         if want.stop_step is not None:
             assert run.verdict["step"] == want.stop_step
+    # The spec's `feasible` sampler proposed every trial: none at least as risky (entropy_coeff
+    # ≥ and kl_loss_coef ≤) as a runaway judged before it was asked (TPE, seed 0, 4 startup
+    # trials, proposes four such trials on this sweep).
+    assert spec.search.sampler.type == "feasible"
+    assert runaway_followers(tmp_path / "replay" / "study.db") == []
+
+
+def runaway_followers(db: Path) -> list[tuple[int, int]]:
+    """(trial, earlier runaway) pairs where the trial is at least as risky as the runaway."""
+    import optuna
+
+    from archer_sweep.objective import VERDICT_ATTR
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+    study = optuna.load_study(study_name=storage.get_all_studies()[0].study_name, storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    runaways = [
+        t for t in trials if (t.user_attrs.get(VERDICT_ATTR) or {}).get("verdict") == "stopped:entropy_high"
+    ]
+    return [
+        (t.number, r.number)
+        for t in trials
+        for r in runaways
+        if r.datetime_complete < t.datetime_start
+        and t.params[EC] >= r.params[EC]
+        and t.params[KL] <= r.params[KL]
+    ]
+
+
+def test_runaway_followers_finds_a_trial_beyond_a_runaway(tmp_path):
+    import optuna
+
+    from archer_sweep.objective import VERDICT_ATTR
+
+    db = tmp_path / "s.db"
+    study = optuna.create_study(storage=f"sqlite:///{db}", study_name="s")
+    dists = {
+        EC: optuna.distributions.FloatDistribution(1e-3, 0.3, log=True),
+        KL: optuna.distributions.FloatDistribution(1e-3, 0.1, log=True),
+    }
+    r = study.ask(dists)
+    r.set_user_attr(VERDICT_ATTR, {"verdict": "stopped:entropy_high"})
+    study.tell(r, state=optuna.trial.TrialState.PRUNED)
+    study.enqueue_trial({EC: 0.3, KL: 0.001})
+    study.tell(study.ask(dists), 0.0)
+    assert runaway_followers(db) == [(1, 0)]

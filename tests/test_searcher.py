@@ -160,7 +160,7 @@ def test_a_point_asked_but_killed_before_its_params_were_written_is_asked_again(
     assert (0.01, 0.01) in asked and 0.005 in {e for e, _ in asked}
 
 
-@pytest.mark.parametrize("kind", ["tpe", "random", "gp", "cmaes", "qmc"])
+@pytest.mark.parametrize("kind", ["tpe", "random", "gp", "cmaes", "qmc", "feasible"])
 def test_every_sampler_builds_and_suggests(tmp_path, kind):
     sampler = make_sampler(kind, 0, 1, SPACE)
     s = optuna.create_study(sampler=sampler)

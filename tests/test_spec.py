@@ -69,7 +69,7 @@ CASES = [
     pytest.param(
         {12: "  sampler: {type: bayes}"},
         (),
-        "s.yaml:12: search.sampler.type: unknown sampler 'bayes'; did you mean `cmaes`? (expected one of tpe, random, gp, cmaes, qmc, grid)",
+        "s.yaml:12: search.sampler.type: unknown sampler 'bayes'; did you mean `cmaes`? (expected one of tpe, random, gp, cmaes, qmc, grid, feasible)",
         id="unknown_sampler",
     ),
     pytest.param(

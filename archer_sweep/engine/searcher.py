@@ -39,14 +39,14 @@ from ray.tune.search.optuna import OptunaSearch
 from archer_sweep.criteria import Rule, Verdict
 from archer_sweep.criteria.repeats import ERROR, aggregate, mean_std, stops_siblings
 from archer_sweep.engine import libcompat
+from archer_sweep.engine.sampler import FeasibleSampler
 from archer_sweep.engine.verdicts import VerdictStore
-from archer_sweep.objective import CONSTRAINT_KEY, constraint_for, reduce_objective
+from archer_sweep.objective import CONSTRAINT_KEY, VERDICT_ATTR, constraint_for, reduce_objective
 from archer_sweep.spec.space import apply_params
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live table reports trials
 
-VERDICT_ATTR = "archer_verdict"
 CONSTRAINT_ATTR = "archer_constraint"
 RAY_TRIAL_ATTR = "ray_trial_id"
 REPEATS_ATTR = "archer_repeats"
@@ -58,32 +58,37 @@ def verdict_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
     return [float(trial.constraints.get(CONSTRAINT_KEY, trial.user_attrs.get(CONSTRAINT_ATTR, 0.0)))]
 
 
+def _grid(seed: Optional[int], n_startup: int, space: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
+    """Every categorical/int value of the space."""
+    grid = {}
+    for key, dist in space.items():
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            grid[key] = list(dist.choices)
+        elif isinstance(dist, optuna.distributions.IntDistribution) and not dist.log:
+            grid[key] = list(range(dist.low, dist.high + 1, dist.step))
+        else:
+            raise ValueError(f"grid sampler needs choice/int/fixed parameters: {key=} is {dist}")
+    return optuna.samplers.GridSampler(grid, seed=seed)
+
+
 SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
-    "tpe": lambda seed, n_startup: optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup),
-    "gp": lambda seed, n_startup: optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup),
-    "random": lambda seed, n_startup: optuna.samplers.RandomSampler(seed=seed),
-    "cmaes": lambda seed, n_startup: optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=n_startup),
-    "qmc": lambda seed, n_startup: optuna.samplers.QMCSampler(seed=seed),
+    "tpe": lambda seed, n, space: optuna.samplers.TPESampler(seed=seed, n_startup_trials=n),
+    "gp": lambda seed, n, space: optuna.samplers.GPSampler(seed=seed, n_startup_trials=n),
+    "random": lambda seed, n, space: optuna.samplers.RandomSampler(seed=seed),
+    "cmaes": lambda seed, n, space: optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=n),
+    "qmc": lambda seed, n, space: optuna.samplers.QMCSampler(seed=seed),
+    "grid": _grid,
+    "feasible": lambda seed, n, space: FeasibleSampler(space, seed=seed, n_startup_trials=n),
 }
+"""Sampler type -> factory(seed, n_startup_trials, space)."""
 
 
 def make_sampler(
     kind: str, seed: Optional[int], n_startup: int, space: Mapping[str, optuna.distributions.BaseDistribution]
 ):
-    """Sampler by name; `grid` enumerates every categorical/int value of the space."""
-    if kind == "grid":
-        grid = {}
-        for key, dist in space.items():
-            if isinstance(dist, optuna.distributions.CategoricalDistribution):
-                grid[key] = list(dist.choices)
-            elif isinstance(dist, optuna.distributions.IntDistribution) and not dist.log:
-                grid[key] = list(range(dist.low, dist.high + 1, dist.step))
-            else:
-                raise ValueError(f"grid sampler needs choice/int/fixed parameters: {key=} is {dist}")
-        return optuna.samplers.GridSampler(grid, seed=seed)
     if kind not in SAMPLERS:
-        raise ValueError(f"unknown sampler {kind=}; expected one of {sorted(SAMPLERS) + ['grid']}")
-    return SAMPLERS[kind](seed, n_startup)
+        raise ValueError(f"unknown sampler {kind=}; expected one of {sorted(SAMPLERS)}")
+    return SAMPLERS[kind](seed, n_startup, space)
 
 
 class CriteriaOptunaSearch(OptunaSearch):

@@ -47,12 +47,13 @@ class ParamSpec(_Model):
 
 
 class SamplerSpec(_Model):
-    type: Literal["tpe", "random", "gp", "cmaes", "qmc", "grid"] = "tpe"
-    """Optuna sampler."""
+    type: Literal["tpe", "random", "gp", "cmaes", "qmc", "grid", "feasible"] = "tpe"
+    """Optuna sampler; `feasible`: the feasible-region model of `next` (P(healthy) from every
+    judged trial's verdict, monotone prior on entropy/KL) proposing each new trial."""
     seed: Optional[int] = 0
     """Sampler seed (same seed ⇒ same proposals)."""
     n_startup_trials: int = Field(4, ge=0)
-    """Random trials before TPE/GP model-based proposals."""
+    """Random trials before model-based proposals (TPE/GP/CMA-ES/feasible)."""
 
 
 class RepeatsSpec(_Model):
