@@ -22,6 +22,20 @@ def constraint_for(verdict: str) -> float:
     return SATISFIED if verdict == "healthy" else VIOLATED
 
 
+def optuna_outcome(verdict: str, value: Optional[float]) -> tuple[str, Optional[float]]:
+    """(Optuna `TrialState` name, value to tell) for a verdict and the trial's objective:
+    `error` → FAIL; `stopped:*` → PRUNED without a value (TPE ranks it by its last report);
+    any other verdict → COMPLETE with its objective, FAIL when it has no finite one.
+    The live searcher, `next` and the benchmarks all tell Optuna through this."""
+    if verdict == "error":
+        return "FAIL", None
+    if verdict.startswith("stopped:"):
+        return "PRUNED", None
+    if value is None or not math.isfinite(value):
+        return "FAIL", None
+    return "COMPLETE", float(value)
+
+
 def reduce_objective(values: Iterable[float], reduce: str = "last", mode: str = "max") -> Optional[float]:
     """`last`, `best` (by `mode`) or `mean_last_5` of the finite values; None when there are none."""
     ys = [float(y) for y in values if isinstance(y, (int, float)) and math.isfinite(y)]

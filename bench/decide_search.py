@@ -37,7 +37,7 @@ from optuna.trial import TrialState
 from world import EC, KL, RUNAWAY, V1, Key, World, cached_world
 
 from archer_sweep.engine.searcher import make_sampler
-from archer_sweep.objective import CONSTRAINT_KEY, VERDICT_ATTR, constraint_for
+from archer_sweep.objective import CONSTRAINT_KEY, VERDICT_ATTR, constraint_for, optuna_outcome
 from archer_sweep.planning.nextver import PastTrial, propose
 from trainable.metrics import ENTROPY
 
@@ -71,10 +71,8 @@ def _tell_like_the_searcher(world: World, study: optuna.Study, ot: optuna.Trial,
         ot.report(float(rep[st.metric]), int(rep["step"]))
     ot.set_constraint(CONSTRAINT_KEY, constraint_for(t.verdict))
     ot.set_user_attr(VERDICT_ATTR, {"verdict": t.verdict, "step": t.steps})
-    if t.verdict.startswith("stopped:"):
-        study.tell(ot, state=TrialState.PRUNED)
-    else:
-        study.tell(ot, world.objective[t.key])
+    name, value = optuna_outcome(t.verdict, world.objective[t.key])
+    study.tell(ot, value, state=TrialState[name])
 
 
 def _past(world: World, trials: list[Trial]) -> list[PastTrial]:

@@ -41,7 +41,13 @@ from archer_sweep.criteria.repeats import ERROR, aggregate, mean_std, stops_sibl
 from archer_sweep.engine import libcompat
 from archer_sweep.engine.sampler import FeasibleSampler
 from archer_sweep.engine.verdicts import VerdictStore
-from archer_sweep.objective import CONSTRAINT_KEY, VERDICT_ATTR, constraint_for, reduce_objective
+from archer_sweep.objective import (
+    CONSTRAINT_KEY,
+    VERDICT_ATTR,
+    constraint_for,
+    optuna_outcome,
+    reduce_objective,
+)
 from archer_sweep.spec.space import apply_params
 
 log = logging.getLogger(__name__)
@@ -270,9 +276,8 @@ class CriteriaOptunaSearch(OptunaSearch):
         }
         ot_trial.set_user_attr(REPEATS_ATTR, attrs)
         ot_trial.set_user_attr(VERDICT_ATTR, {"verdict": agg.verdict, "agreement": agg.describe()})
-        state = TrialState.FAIL if agg.verdict == ERROR else TrialState.PRUNED
-        if not agg.verdict.startswith("stopped:") and state != TrialState.FAIL:
-            state = TrialState.COMPLETE if mean is not None else TrialState.FAIL
+        name, value = optuna_outcome(agg.verdict, mean)
+        state = TrialState[name]
         if state != TrialState.FAIL:
             flag = constraint_for(agg.verdict)
             ot_trial.set_user_attr(CONSTRAINT_ATTR, flag)
@@ -281,22 +286,17 @@ class CriteriaOptunaSearch(OptunaSearch):
             if points:  # a PRUNED config's value: the mean of its seeds' last reports
                 ot_trial.report(sum(p[1] for p in points) / len(points), max(p[0] for p in points))
         try:
-            libcompat.study_of(self).tell(
-                ot_trial, mean if state == TrialState.COMPLETE else None, state=state
-            )
+            libcompat.study_of(self).tell(ot_trial, value, state=state)
         except Exception as exc:  # never leave the Optuna trial RUNNING
             log.warning("optuna tell(config %s) failed (%s); marking it FAIL", group, exc)
             libcompat.study_of(self).tell(ot_trial, None, state=TrialState.FAIL)
 
     def _state_for(self, trial_id: str, verdict: str, result: Optional[dict], error: bool):
-        if error or verdict == "error":
+        if error:
             return TrialState.FAIL, None
-        if verdict.startswith("stopped:"):
-            return TrialState.PRUNED, None
-        value = self._objective(trial_id, result)
-        if value is None:  # finished without a finite objective (or removed before it ran)
-            return TrialState.FAIL, None
-        return TrialState.COMPLETE, value
+        # no finite objective (or removed before it ran): FAIL
+        name, value = optuna_outcome(verdict, self._objective(trial_id, result))
+        return TrialState[name], value
 
     def _objective(self, trial_id: str, result: Optional[dict]) -> Optional[float]:
         last = (result or {}).get(self.metric)

@@ -30,13 +30,14 @@ from optuna.trial import TrialState
 
 from archer_sweep.criteria import evaluate
 from archer_sweep.feasible.space import numeric, unit
-from archer_sweep.objective import CONSTRAINT_KEY, constraint_for
+from archer_sweep.objective import CONSTRAINT_KEY, constraint_for, optuna_outcome
 from archer_sweep.planning import feasible_next
 from archer_sweep.results.runs import Run
 
 log = logging.getLogger(__name__)
 
-STATE_OF = {"stopped": TrialState.PRUNED, "unhealthy": TrialState.COMPLETE, "healthy": TrialState.COMPLETE}
+JUDGED = ("stopped", "unhealthy", "healthy")
+"""Verdict kinds that are evidence for a proposal (errors and unjudged runs are not)."""
 DUPLICATE_DISTANCE = 1e-3
 """Unit log-space distance under which a proposal repeats a past or earlier-proposed point."""
 MAX_ASKS = 10
@@ -170,8 +171,7 @@ def _inside(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
 
 
 def _frozen(p: PastTrial, space: Mapping[str, Any]) -> Optional[optuna.trial.FrozenTrial]:
-    kind = p.verdict.split(":", 1)[0]
-    if kind not in STATE_OF:
+    if p.verdict.split(":", 1)[0] not in JUDGED:
         return None
     missing = [k for k in space if k not in p.params]
     outside = [k for k, d in space.items() if k in p.params and not _inside(d, p.params[k])]
@@ -182,10 +182,10 @@ def _frozen(p: PastTrial, space: Mapping[str, Any]) -> Optional[optuna.trial.Fro
             f"missing {missing}" if missing else f"outside the space {outside}",
         )
         return None
-    state = STATE_OF[kind]
-    value = p.objective if state == TrialState.COMPLETE else None
-    if state == TrialState.COMPLETE and (value is None or not math.isfinite(value)):
+    name, value = optuna_outcome(p.verdict, p.objective)
+    if name == "FAIL":
         return None
+    state = TrialState[name]
     return optuna.trial.create_trial(
         state=state,
         value=value,
@@ -193,7 +193,7 @@ def _frozen(p: PastTrial, space: Mapping[str, Any]) -> Optional[optuna.trial.Fro
         distributions=dict(space),
         intermediate_values=p.progress or None,
         user_attrs={"run_id": p.run_id, "verdict": p.verdict},
-        constraints={CONSTRAINT_KEY: constraint_for(kind)},
+        constraints={CONSTRAINT_KEY: constraint_for(p.verdict)},
     )
 
 
