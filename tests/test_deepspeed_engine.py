@@ -1,4 +1,4 @@
-"""DeepSpeed ZeRO-1/2 updates on CPU (DS_ACCELERATOR=cpu, gloo): one update through
+"""DeepSpeed ZeRO-1/2 (and ZeRO-3 in one process) updates on CPU (DS_ACCELERATOR=cpu, gloo): one update through
 `hf_engines.DeepSpeedOptimizer` equals torch AdamW + clip_grad_norm_ on the same batch,
 in one process and split over two; and the hf trainer trains, saves and resumes with it.
 
@@ -46,16 +46,24 @@ def assert_same_update(params, norm) -> None:
         assert torch.allclose(got, ref, rtol=0, atol=PARAM_ATOL), (got - ref).abs().max()
 
 
-@pytest.mark.parametrize("stage", [1, 2])
+@pytest.mark.parametrize("stage", [1, 2, 3])
 def test_one_update_equals_adamw_single_process(stage):
+    import deepspeed
+
     net = ds_worker.model()
+    start = [p.detach().clone() for p in net.parameters()]
     opt = hf_engines.DeepSpeedOptimizer(
         net, stage, ds_worker.LR, ds_worker.WEIGHT_DECAY, ds_worker.CLIP, "float32"
     )
     opt.zero_grad()
     norm = opt.apply_update(ds_worker.loss_of(net, ds_worker.batch()), ds_worker.CLIP)
     assert opt.param_groups[0]["lr"] == ds_worker.LR
-    assert_same_update([p.detach() for p in net.parameters()], norm)
+    # ZeRO-3 leaves each parameter a partition: gather them to read the update (a no-op elsewhere).
+    with deepspeed.zero.GatheredParameters(list(net.parameters()), enabled=stage == 3):
+        params = [p.detach().clone() for p in net.parameters()]
+    assert [p.shape for p in params] == [p.shape for p in start]
+    assert any(not torch.equal(a, b) for a, b in zip(params, start))  # it did update
+    assert_same_update(params, norm)
 
 
 def _free_port() -> int:

