@@ -1,0 +1,104 @@
+"""SIGKILL of a sweep with `search.repeats`, then `archer-sweep resume`: every seed of every
+config is judged once, Optuna is told once per config (never twice, none left RUNNING),
+and the configs' aggregated verdicts equal those of a sweep that was never interrupted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from archer_sweep.engine.searcher import REPEATS_ATTR
+from archer_sweep.results.sweepdir import read_groups
+from tests.reliability.helpers import (
+    command_lines,
+    kill_session,
+    spec_data,
+    start_cli,
+    study_trials,
+    verdict_rows,
+    wait_gone,
+    write_spec,
+)
+
+COEFFS = [0.001, 0.03, 0.005]  # healthy, stopped:entropy_high, healthy
+SEEDS = 2
+NAME = "reps"
+TIMEOUT_S = 150
+
+
+def make_spec(tmp: Path) -> Path:
+    data = spec_data(tmp, NAME, COEFFS, steps=6, sleep_s=0.15)
+    data["search"]["repeats"] = {"count": SEEDS}
+    return write_spec(tmp, data)
+
+
+def run_to_end(*args: str, log: Path) -> int:
+    proc = start_cli(*args, log=log)
+    try:
+        return proc.wait(timeout=TIMEOUT_S)
+    finally:
+        kill_session(proc.pid)
+        proc.wait()
+
+
+def configs(sweep_dir: Path) -> list[tuple]:
+    """(entropy_coeff, Optuna state, aggregated verdict, seeds told) per config, sorted."""
+    out = []
+    for t in study_trials(sweep_dir, NAME):
+        if t.state.name in ("COMPLETE", "PRUNED"):
+            reps = t.user_attrs.get(REPEATS_ATTR) or {}
+            verdict = (t.user_attrs.get("archer_verdict") or {}).get("verdict")
+            out.append(
+                (t.params["algorithm.entropy_coeff"], t.state.name, verdict, len(reps.get("seeds", [])))
+            )
+    return sorted(out)
+
+
+@pytest.mark.slow
+def test_kill_a_repeats_sweep_after_two_verdicts_then_resume(tmp_path):
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    assert run_to_end("run", str(make_spec(ref)), log=ref / "run.log") == 0, (ref / "run.log").read_text()[
+        -3000:
+    ]
+    want = configs(ref / "results" / NAME)
+    assert [c[0] for c in want] == sorted(COEFFS)
+
+    tmp = tmp_path / "killed"
+    tmp.mkdir()
+    sweep_dir = tmp / "results" / NAME
+    proc = start_cli("run", str(make_spec(tmp)), log=tmp / "run.log")
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while len(verdict_rows(sweep_dir)) < 2:
+            assert proc.poll() is None, (tmp / "run.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "two verdicts never came"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        command_lines(wait_gone(proc.pid, timeout=30))
+    finally:
+        kill_session(proc.pid)
+        proc.wait()
+    before = {r["trial_id"]: r for r in verdict_rows(sweep_dir)}
+
+    code = run_to_end("resume", str(sweep_dir), log=tmp / "resume.log")
+    assert code == 0, (tmp / "resume.log").read_text()[-3000:]
+    rows = verdict_rows(sweep_dir)
+    ids = [r["trial_id"] for r in rows]
+    assert len(ids) == len(set(ids))  # one verdict per seed-trial
+    for tid, row in before.items():  # judged before the kill: not re-judged
+        assert next(r for r in rows if r["trial_id"] == tid) == row
+    groups = read_groups(sweep_dir)
+    per_config: dict[int, set[int]] = {}
+    for tid in ids:
+        per_config.setdefault(groups[tid]["group"], set()).add(groups[tid]["seed_index"])
+    # every config has each of its seeds judged once (a sibling stop judges the rest)
+    assert len(per_config) == len(COEFFS) and all(s == set(range(SEEDS)) for s in per_config.values())
+    trials = study_trials(sweep_dir, NAME)
+    assert [t.number for t in trials if t.state.name in ("RUNNING", "WAITING")] == []
+    assert configs(sweep_dir) == want
