@@ -1,9 +1,14 @@
 """One GRPO step of the tiny backend at its default settings: time, tokens/s, KV-cache speedup.
 
     .venv/bin/python bench/step.py [--steps 5] [--threads 2] [--set actor.lr=1e-3 ...]
+    .venv/bin/python bench/step.py --compare-logprobs [--steps 8]
 
 Prints the mean step time (sampling / update), tokens per second, and the ratio of
 sampling time without and with the KV cache on the same model and prompts.
+`--compare-logprobs` instead times two trainers of the same config and seed, stepped
+in turn in this process (so machine load hits both alike): one with the fused
+`algos.log_probs_and_entropy`, one with the separate `token_log_probs` +
+`entropy_from_logits` it replaced.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import time
 
 import torch
 
-from trainable import build_trainer, tasks
+from trainable import algos, build_trainer, tasks
 from trainable import metrics as M
+from trainable.backends.tiny import TinyPolicy
 
 
 def parse_sets(pairs: list[str]) -> dict:
@@ -66,16 +72,56 @@ def kv_speedup(trainer, repeats: int = 1) -> tuple[float, float]:
     return times[0], times[1]
 
 
+class SeparateLogprobs(TinyPolicy):
+    """TinyPolicy.logprobs as it was: autograd through the two separate functions."""
+
+    def logprobs(self, input_ids, attention_mask, n_prompt):
+        hidden = self.model(input_ids, attention_mask)[:, n_prompt - 1 : -1]
+        real = attention_mask[:, n_prompt:].bool()
+        logits = self.model.logits(hidden[real])
+        logp, entropy = (hidden.new_zeros(real.shape) for _ in range(2))
+        logp[real] = algos.token_log_probs(logits, input_ids[:, n_prompt:][real])
+        entropy[real] = algos.entropy_from_logits(logits)
+        return logp, entropy
+
+
+def compare_logprobs(config: dict, steps: int) -> None:
+    """Mean ms per step (and its update part) of the fused vs the separate log-prob path."""
+    fused, separate = build_trainer(config), build_trainer(config)
+    separate.policy = SeparateLogprobs(separate.model, separate.tok)
+    separate.ref = SeparateLogprobs(separate.ref.model, separate.tok)
+    fused.step(), separate.step()  # warm-up
+    rows: dict[str, list[dict]] = {"fused": [], "separate": []}
+    for _ in range(steps):
+        rows["fused"].append(fused.step())
+        rows["separate"].append(separate.step())
+    ms = {
+        k: {m: 1000 * statistics.mean(r[m] for r in v) for m in (M.TIME_STEP, M.TIME_UPDATE)}
+        for k, v in rows.items()
+    }
+    print(f"log-prob path, threads={torch.get_num_threads()}, mean of {steps} alternating steps:")
+    for name, t in ms.items():
+        print(f"  {name:8s} step {t[M.TIME_STEP]:6.0f} ms  (update {t[M.TIME_UPDATE]:6.0f} ms)")
+    f, s = ms["fused"], ms["separate"]
+    print(
+        f"  fused/separate: step {f[M.TIME_STEP] / s[M.TIME_STEP]:.2f}x, "
+        f"update {f[M.TIME_UPDATE] / s[M.TIME_UPDATE]:.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="trainer.threads override")
     parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument("--compare-logprobs", action="store_true", help="fused vs separate log-prob path")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = parse_sets(args.sets)
     if args.threads:
         config.setdefault("trainer", {})["threads"] = args.threads
+    if args.compare_logprobs:
+        return compare_logprobs(config, args.steps)
     trainer = build_trainer(config)  # builds the warm start first if it is not cached
     trainer.step()  # warm-up (allocations, lazy init)
     rows = [trainer.step() for _ in range(args.steps)]

@@ -249,6 +249,57 @@ def test_token_log_probs():
     assert got == pytest.approx(3 - math.log(math.exp(1) + math.exp(2) + math.exp(3)))
 
 
+def _separate(logits, tokens):
+    """The two-function path `log_probs_and_entropy` replaces (autograd through both)."""
+    return algos.token_log_probs(logits, tokens), algos.entropy_from_logits(logits)
+
+
+def test_log_probs_and_entropy_equal_the_separate_functions_with_gradients():
+    torch.manual_seed(0)
+    logits = (torch.randn(300, 512) * 3).requires_grad_()
+    tokens = torch.randint(0, 512, (300,))
+    w_logp, w_ent = torch.rand(300), torch.rand(300) - 0.5  # any upstream gradient
+    grads = []
+    for fn in (algos.log_probs_and_entropy, _separate):
+        logp, ent = fn(logits, tokens)
+        grads.append((logp, ent, *torch.autograd.grad((w_logp * logp + w_ent * ent).sum(), logits)))
+    (logp, ent, g), (want_logp, want_ent, want_g) = grads
+    assert torch.allclose(logp, want_logp, rtol=0, atol=2e-6)
+    assert torch.allclose(ent, want_ent, rtol=0, atol=2e-5)  # the old path's own error (below)
+    assert torch.allclose(g, want_g, rtol=0, atol=1e-6)
+    assert g.abs().max() > 0.1  # the comparison is not between two zero tensors
+
+
+def test_log_probs_and_entropy_are_closer_to_float64_than_the_separate_functions():
+    torch.manual_seed(1)
+    logits = torch.randn(200, 4096) * 3
+    exact = torch.special.entr(torch.softmax(logits.double(), -1)).sum(-1)
+    ent = algos.log_probs_and_entropy(logits, torch.zeros(200, dtype=torch.long))[1]
+    old = algos.entropy_from_logits(logits)
+    assert (ent.double() - exact).abs().max() < 5e-6 < (old.double() - exact).abs().max()
+
+
+def test_log_probs_and_entropy_gradient_is_exact_in_float64():
+    torch.manual_seed(2)
+    logits = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+    tokens = torch.tensor([0, 6, 3, 3, 1])
+    fn = algos._LogProbEntropy.apply
+    assert torch.autograd.gradcheck(fn, (logits, tokens))
+    assert torch.autograd.gradcheck(lambda z: fn(z, tokens)[1], (logits,))  # entropy alone
+
+
+def test_log_probs_and_entropy_match_hand():
+    logp, ent = algos.log_probs_and_entropy(
+        torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]), torch.tensor([2, 0])
+    )
+    assert logp.tolist() == pytest.approx(
+        [3 - math.log(math.exp(1) + math.exp(2) + math.exp(3)), -math.log(3)]
+    )
+    assert ent[1].item() == pytest.approx(math.log(3))
+    with pytest.raises(ValueError, match="expected logits"):
+        algos.log_probs_and_entropy(torch.zeros(2, 3, 4), torch.zeros(2, 3, dtype=torch.long))
+
+
 # ------------------------------------------------------------------ actor loss + contract
 
 

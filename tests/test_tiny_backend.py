@@ -4,7 +4,7 @@ import threading
 import pytest
 import torch
 
-from trainable import build_trainer, warmstart
+from trainable import algos, build_trainer, grpo, warmstart
 from trainable import metrics as M
 from trainable.config import ConfigError, TinyModelConfig
 
@@ -153,3 +153,28 @@ def test_prepare_builds_the_warm_start_once_in_the_driver(monkeypatch):
     prepare_backend({"backend": "tiny", "model": {"d_model": 64, "n_head": 4}})
     prepare_backend({"backend": "tiny", "model": {"warm_start": False}})
     assert calls == [64]
+
+
+def test_policy_logprobs_equal_the_full_projection_with_gradients():
+    """TinyPolicy.logprobs (response rows only, fused log-prob/entropy) against every
+    position projected and the two separate algos functions, padding masked after."""
+    tr = build_trainer(_cfg())
+    torch.manual_seed(0)
+    prompts = [torch.randint(10, 200, (k,)).tolist() for k in (5, 9)]  # left padding too
+    responses = [torch.randint(10, 200, (k,)).tolist() + [tr.tok.eos_id] for k in (3, 11, 0, 7)]
+    ids, attn, mask, P = grpo.pack(prompts, responses, 2, tr.tok.pad_id)
+    tokens, weight = ids[:, P:], tr.model.tok_emb.weight
+    logp, ent = tr.policy.logprobs(ids, attn, P)
+    logits = tr.model.logits(tr.model(ids, attn))[:, P - 1 : -1]
+    want_logp = algos.token_log_probs(logits, tokens) * mask
+    want_ent = algos.entropy_from_logits(logits) * mask
+    assert torch.allclose(logp, want_logp, rtol=0, atol=1e-6)
+    assert torch.allclose(ent, want_ent, rtol=0, atol=1e-5)
+    with torch.no_grad():  # the reference (a copy of the same weights) skips the entropy
+        ref_logp, ref_ent = tr.ref.logprobs(ids, attn, P)
+    assert ref_ent is None and torch.equal(ref_logp, want_logp.detach())
+    w = torch.rand_like(mask)
+    grad = torch.autograd.grad((w * (logp - 0.1 * ent)).sum(), weight)[0]
+    want = torch.autograd.grad((w * (want_logp - 0.1 * want_ent)).sum(), weight)[0]
+    assert torch.allclose(grad, want, rtol=1e-4, atol=1e-6)
+    assert grad.abs().max() > 1e-3

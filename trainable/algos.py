@@ -234,6 +234,41 @@ def token_log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
+class _LogProbEntropy(torch.autograd.Function):
+    """`token_log_probs` and `entropy_from_logits` in one pass over the vocabulary, with the
+    closed-form gradient (verl's fused linear-cross-entropy kernels do the same on GPU).
+    Autograd through log_softmax, softmax and logsumexp separately made about ten passes
+    over the [N, V] logits forward and backward; this makes four and three."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, tokens: torch.Tensor):
+        logp = torch.log_softmax(logits, dim=-1)
+        probs = logp.exp()
+        # −Σ p·log p: closer to float64 than logsumexp − Σ p·z (and than a bmm) by ~10×
+        entropy = -(probs * logp).sum(-1)
+        ctx.save_for_backward(probs, logp, entropy, tokens)
+        return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), entropy
+
+    @staticmethod
+    def backward(ctx, grad_logp: torch.Tensor, grad_entropy: torch.Tensor):
+        probs, logp, entropy, tokens = ctx.saved_tensors
+        g_logp, g_ent = grad_logp.unsqueeze(-1), grad_entropy.unsqueeze(-1)
+        # d log p_y / dz = onehot(y) − p;  dH / dz = −p · (log p + H): two passes over [N, V]
+        grad = torch.addcmul(-(g_logp + g_ent * entropy.unsqueeze(-1)), logp, -g_ent).mul_(probs)
+        grad.scatter_add_(-1, tokens.unsqueeze(-1), g_logp)
+        return grad, None
+
+
+def log_probs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(`token_log_probs`, `entropy_from_logits`) of `logits` [N, V] at `tokens` [N]: the same
+    values to float rounding (~1e-6), at half the cost forward + backward."""
+    if logits.dim() != 2 or tokens.shape != logits.shape[:1]:
+        raise ValueError(
+            f"expected logits [N, V] and tokens [N]: {tuple(logits.shape)=} {tuple(tokens.shape)=}"
+        )
+    return _LogProbEntropy.apply(logits.float(), tokens)
+
+
 # --------------------------------------------------------------------------- actor loss
 
 

@@ -19,7 +19,8 @@ Policy interface (implemented by `trainable.backends.tiny.TinyPolicy` and
   `input_ids` [B, n_prompt + R] (prompts left-padded to `n_prompt`, responses
   right-padded), the log-probability of each response token `input_ids[:, n_prompt:]`
   and the entropy (nats) of the distribution it was drawn from, both [B, R]. Gradients
-  flow unless the caller runs it under `torch.no_grad()`.
+  flow unless the caller runs it under `torch.no_grad()`. The reference policy's entropy
+  is never read: it may return None there (the tiny backend does, to skip its cost).
 - `decode(ids) -> str`: text of a response for the reward function and metrics.
 - `train()` / `eval()` (torch.nn.Module semantics); the optimizer owns the parameters.
 

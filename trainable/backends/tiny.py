@@ -1,7 +1,8 @@
 """The `tiny` backend: a small transformer on the synthetic arithmetic task, on CPU.
 
 What is its own: `TinyPolicy` (sampling with `TinyGPT`'s KV cache, log-probs that
-project only response positions onto the vocabulary), the model (the cached warm
+project only response positions onto the vocabulary, with log-prob and entropy fused in
+`algos.log_probs_and_entropy`; the reference skips the entropy), the model (the cached warm
 start or a seeded random init), AdamW, the size checks and the
 `tiny/gibberish_frac` metric. Batching, seeding, the step budget, the GRPO step and
 checkpoints come from `grpo_base.GRPOTrainer`.
@@ -28,9 +29,12 @@ log = logging.getLogger(__name__)
 class TinyPolicy(grpo_base.ModelPolicy):
     """`grpo.Policy` over a `TinyGPT` and the word-level tokenizer."""
 
-    def __init__(self, model: TinyGPT, tok: Tokenizer):
+    def __init__(self, model: TinyGPT, tok: Tokenizer, entropy: bool = True):
         self.model, self.tok = model, tok
         self.eos_id, self.pad_id = tok.eos_id, tok.pad_id
+        self.entropy = entropy
+        """False for the KL reference: its entropy is never read, and skipping it saves two
+        passes over the [N, V] logits (entropy comes back as None)."""
 
     def _sample(self, prompt_ids, n, temperature, max_new_tokens, generator) -> list[list[int]]:
         rows = [p for p in prompt_ids for _ in range(n)]
@@ -44,10 +48,13 @@ class TinyPolicy(grpo_base.ModelPolicy):
         hidden = self.model(input_ids, attention_mask)[:, n_prompt - 1 : -1]
         # Vocabulary projections only where a response token is (padding is ~20% of [B, R]).
         real = attention_mask[:, n_prompt:].bool()
-        logits = self.model.logits(hidden[real])
-        logp, entropy = (hidden.new_zeros(real.shape) for _ in range(2))
-        logp[real] = algos.token_log_probs(logits, input_ids[:, n_prompt:][real])
-        entropy[real] = algos.entropy_from_logits(logits)
+        logits, tokens = self.model.logits(hidden[real]), input_ids[:, n_prompt:][real]
+        logp = hidden.new_zeros(real.shape)
+        if not self.entropy:
+            logp[real] = algos.token_log_probs(logits, tokens)
+            return logp, None
+        entropy = hidden.new_zeros(real.shape)
+        logp[real], entropy[real] = algos.log_probs_and_entropy(logits, tokens)
         return logp, entropy
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -79,7 +86,7 @@ class TinyTrainer(grpo_base.GRPOTrainer):
         self.model = self._build_model(config)
         _check_sizes(config, len(self._encode(self.train_set[0])), self.model.max_len)
         self.policy = TinyPolicy(self.model, self.tok)
-        self.ref = TinyPolicy(grpo_base.frozen_copy(self.model), self.tok)
+        self.ref = TinyPolicy(grpo_base.frozen_copy(self.model), self.tok, entropy=False)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.actor.lr, weight_decay=config.actor.weight_decay
         )
