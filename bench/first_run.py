@@ -153,7 +153,7 @@ def measure(commit: str, args, work: Path) -> Result:
     sampler.mark("start-up")
     if result.rc == 0:
         cmd = [*run, "run", "sweeps/entropy.yaml", *(x for s in args.sets for x in ("--set", s))]
-        result.rc = _follow(cmd, src, env, sampler, result)
+        result.rc = _follow(cmd, src, env, sampler, result, src.parent / f"run-{commit[:9]}.log")
     sampler.mark("end")
     _reap()
     sampler.stop.set()
@@ -164,13 +164,16 @@ def measure(commit: str, args, work: Path) -> Result:
     return result
 
 
-def _follow(cmd: list[str], cwd: Path, env: dict, sampler: Sampler, result: Result) -> int:
-    """Run the command, stamp the phase boundaries as its lines arrive, keep its tail."""
+def _follow(cmd: list[str], cwd: Path, env: dict, sampler: Sampler, result: Result, log: Path) -> int:
+    """Run the command, stamp the phase boundaries as its lines arrive, keep its tail (and
+    its whole output in `log`, beside the clone: kept with --keep)."""
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     phase = "start-up"
+    out = log.open("w", encoding="utf-8")
     for line in proc.stdout:
+        out.write(line)
         result.tail = (result.tail + [line.rstrip()])[-15:]
         if phase == "start-up" and WARM_BEGIN.search(line):
             sampler.mark(phase := "warm start")
@@ -178,6 +181,7 @@ def _follow(cmd: list[str], cwd: Path, env: dict, sampler: Sampler, result: Resu
             if phase == "start-up":
                 sampler.mark("warm start")  # cached or absent: a warm start of zero length
             sampler.mark(phase := "sweep")
+    out.close()
     return proc.wait()
 
 
