@@ -24,13 +24,16 @@ def _script(lines: list[str], pause: float) -> str:
 
 
 @pytest.mark.parametrize("lines,warm", [(NEW, True), (OLD_CACHED, False)])
-def test_phases_follow_the_warm_start_and_first_trial_lines(lines, warm):
+def test_phases_follow_the_warm_start_and_first_trial_lines(lines, warm, tmp_path):
     from first_run import Result, Sampler, _follow
 
     sampler, result = Sampler(), Result("x")
     sampler.mark("start-up")
     t0 = time.perf_counter()
-    assert _follow([sys.executable, "-c", _script(lines, 0.3)], REPO, {}, sampler, result) == 0
+    assert (
+        _follow([sys.executable, "-c", _script(lines, 0.3)], REPO, {}, sampler, result, tmp_path / "run.log")
+        == 0
+    )
     sampler.mark("end")
     sampler.stop.set()
     phases = sampler.phases(2)
@@ -43,3 +46,4 @@ def test_phases_follow_the_warm_start_and_first_trial_lines(lines, warm):
         assert phases["warm start"].wall < 0.05
     assert abs(sum(p.wall for p in phases.values()) - wall) < 0.1
     assert result.tail[-1] == lines[-1]
+    assert (tmp_path / "run.log").read_text().splitlines() == lines  # the whole output kept
