@@ -24,7 +24,14 @@ from archer_sweep.engine.verdicts import VerdictStore
 from archer_sweep.errors import UserError
 from archer_sweep.results.replay import BACKEND as REPLAY_BACKEND
 from archer_sweep.results.sweepdir import LOCK_FILE, SPEC_FILE, get_dotted, study_url
-from archer_sweep.spec.space import apply_params, base_config, fixed_params, to_optuna_space, total_steps
+from archer_sweep.spec.space import (
+    SEED_KEY,
+    apply_params,
+    base_config,
+    fixed_params,
+    to_optuna_space,
+    total_steps,
+)
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +227,7 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
     from archer_sweep.engine.live import LiveTable
     from archer_sweep.engine.repeats import GroupStore
     from archer_sweep.engine.scheduler import CriteriaScheduler
-    from archer_sweep.engine.searcher import SEED_KEY, CriteriaOptunaSearch, make_sampler
+    from archer_sweep.engine.searcher import CriteriaOptunaSearch, make_sampler
 
     store = VerdictStore(sweep_dir)
     groups = GroupStore(sweep_dir) if spec.search.repeats else None

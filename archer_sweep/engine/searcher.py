@@ -48,7 +48,7 @@ from archer_sweep.objective import (
     optuna_outcome,
     reduce_objective,
 )
-from archer_sweep.spec.space import apply_params
+from archer_sweep.spec.space import SEED_KEY, apply_params
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live table reports trials
@@ -56,7 +56,6 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live table reports t
 CONSTRAINT_ATTR = "archer_constraint"
 RAY_TRIAL_ATTR = "ray_trial_id"
 REPEATS_ATTR = "archer_repeats"
-SEED_KEY = "trainer.seed"
 
 
 def verdict_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:

@@ -26,8 +26,7 @@ from archer_sweep.criteria.repeats import (
 )
 from archer_sweep.planning.backtest import Settings, judge
 from archer_sweep.results.runs import Run
-
-SEED_KEY = "trainer.seed"
+from archer_sweep.spec.space import SEED_KEY
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from archer_sweep.results.history import load_histories
 from archer_sweep.results.runs import Run, flatten
+from archer_sweep.spec.space import SEED_KEY
 from archer_sweep.values import to_float
 from trainable import metrics as M
 
 BACKEND = "replay"
-SEED_KEY = "trainer.seed"
 STATE_FILE = "replay.json"
 
 

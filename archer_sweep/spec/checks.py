@@ -215,9 +215,6 @@ def _check_points(spec: Any, lines: Any) -> None:
         )
 
 
-SEED_KEY = "trainer.seed"
-
-
 def _check_repeats(spec: Any, lines: Any) -> None:
     repeats = spec.search.repeats
     if repeats is None:
@@ -229,10 +226,10 @@ def _check_repeats(spec: Any, lines: Any) -> None:
             f"{repeats.quorum} is more than the {repeats.count} seeds of search.repeats.count "
             f"(expected at most {repeats.count})",
         )
-    if SEED_KEY in spec.search.space:
+    if sp.SEED_KEY in spec.search.space:
         raise located(
             lines,
-            SPACE + (SEED_KEY,),
+            SPACE + (sp.SEED_KEY,),
             "searched while search.repeats sets each trial's seed "
             "(expected trainer.seed out of the space, or no search.repeats)",
         )

@@ -29,6 +29,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from archer_sweep.spec.model import ParamSpec
 
+SEED_KEY = "trainer.seed"
+"""The trainer's seed as a space key: what `search.repeats` varies per seed, and what picks a
+recorded seed in the replay backend."""
+
 NEEDS: dict[str, tuple[str, ...]] = {
     "uniform": ("low", "high"),
     "loguniform": ("low", "high"),
