@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 
@@ -40,3 +40,9 @@ def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def short_param(key: str) -> str:
     """`algorithm.entropy_coeff` -> `entropy_coeff` for table headers."""
     return key.rsplit(".", 1)[-1]
+
+
+def param_pairs(params: Mapping[str, Any]) -> list[str]:
+    """`entropy_coeff=0.005` per parameter: floats under their short name with 4 significant
+    digits, anything else under its full key as it is."""
+    return [f"{short_param(k)}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()]

@@ -27,6 +27,7 @@ from archer_sweep.criteria.repeats import (
 from archer_sweep.planning.backtest import Settings, judge
 from archer_sweep.results.runs import Run
 from archer_sweep.spec.space import SEED_KEY
+from archer_sweep.tables import param_pairs
 
 
 @dataclass(frozen=True)
@@ -117,10 +118,7 @@ def to_markdown(configs: Sequence[ConfigOutcome], count: Optional[int] = None) -
         "|---|---|---|---|---|",
     ]
     for c in configs:
-        params = ", ".join(
-            f"{k.rsplit('.', 1)[-1]}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in c.params.items()
-        )
+        params = ", ".join(param_pairs(c.params))
         seeds = "; ".join(f"{s.seed}: {s.verdict}" for s in c.seeds)
         lines.append(
             f"| {params} | {c.verdict.verdict} | {c.verdict.describe()} | {seeds} | {c.steps_used} |"

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from archer_sweep.criteria import Rule, Verdict
 from archer_sweep.criteria.repeats import ConfigVerdict, aggregate, mean_std, stops_siblings
+from archer_sweep.tables import md_table, param_pairs
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,7 @@ def summary_lines(configs_: Sequence[Config], objective: str) -> list[str]:
     """The closing summary's per-config lines: verdict, agreement, split, mean ± std."""
     lines = [f"Configs ({len(configs_)}, each judged over its seeds):"]
     for c in configs_:
-        params = " ".join(
-            f"{k.rsplit('.', 1)[-1]}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in c.params.items()
-        )
+        params = " ".join(param_pairs(c.params))
         mean, std = c.objective
         value = f"  {objective}={mean:.4g} ± {std:.2g}" if mean is not None else ""
         state = "" if c.complete else " (seeds still running)"
@@ -112,18 +110,13 @@ def sweep_configs(sweep: Any) -> list[Config]:
 
 def configs_table(configs_: Sequence[Config]) -> str:
     """Markdown: config, verdict, agreement (and the rules that split its seeds), per-seed verdicts."""
-    from archer_sweep.tables import md_table
-
     body = []
     for c in configs_:
         mean, std = c.objective
         body.append(
             [
                 str(c.group),
-                ", ".join(
-                    f"{k.rsplit('.', 1)[-1]}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in c.params.items()
-                ),
+                ", ".join(param_pairs(c.params)),
                 c.verdict.verdict + ("" if c.complete else " (so far)"),
                 c.verdict.describe(),
                 "; ".join(f"{r.get('seed')}: {r.get('verdict')}" for r in c.seeds),
