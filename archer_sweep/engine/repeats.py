@@ -9,45 +9,28 @@ checkpoint may have a line but no Ray trial: readers key by trial id, so it is i
 
 from __future__ import annotations
 
-import json
-import os
-import threading
 from pathlib import Path
 from typing import Optional
 
-from archer_sweep.engine.verdicts import DIR_ENV
+from archer_sweep.engine.verdicts import JsonlStore
 from archer_sweep.results.sweepdir import GROUPS_FILE, read_groups
 
 
-class GroupStore:
-    def __init__(self, sweep_dir: str | os.PathLike):
-        self.path = Path(sweep_dir) / GROUPS_FILE
-        self._lock = threading.Lock()
-        self._rows: dict[str, dict] = read_groups(self.path.parent)
+class GroupStore(JsonlStore):
+    FILE = GROUPS_FILE
 
-    def __getstate__(self) -> dict:
-        return {"path": str(self.path)}
-
-    def __setstate__(self, state: dict) -> None:
-        moved = os.environ.get(DIR_ENV)
-        self.path = Path(moved) / GROUPS_FILE if moved else Path(state["path"])
-        self._lock = threading.Lock()
-        self._rows = read_groups(self.path.parent)
+    def _read(self, sweep_dir: Path) -> dict[str, dict]:
+        return read_groups(sweep_dir)
 
     def add(self, trial_id: str, group: int, index: int, seed: int) -> None:
         row = {"trial_id": trial_id, "group": group, "seed_index": index, "seed": seed}
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            self._rows[trial_id] = row
+            self._append(trial_id, row)
 
     def get(self, trial_id: str) -> Optional[dict]:
         row = self._rows.get(trial_id)
         if row is None:  # written by another copy of the store (after a resume)
-            self._rows = read_groups(self.path.parent) | self._rows
+            self._rows = self._read(self.path.parent) | self._rows
             row = self._rows.get(trial_id)
         return row
 

@@ -27,13 +27,17 @@ log = logging.getLogger(__name__)
 DIR_ENV = "ARCHER_SWEEP_DIR"
 
 
-class VerdictStore:
-    """In-memory view of `verdicts.jsonl` plus the append that keeps it in step."""
+class JsonlStore:
+    """An append-only, fsync'd JSONL file of the sweep dir with its in-memory view (one row
+    per trial id), shared by the scheduler and the searcher in the driver. Pickled as its
+    path; unpickled after a resume from a moved sweep dir it follows `DIR_ENV`."""
+
+    FILE: str
+    """The file's name in the sweep dir."""
 
     def __init__(self, sweep_dir: str | os.PathLike):
-        self.path = Path(sweep_dir) / VERDICTS_FILE
+        self.path = Path(sweep_dir) / self.FILE
         self._lock = threading.Lock()
-        self._rows: dict[str, dict] = {}
         self.reload()
 
     def __getstate__(self) -> dict:
@@ -41,14 +45,34 @@ class VerdictStore:
 
     def __setstate__(self, state: dict) -> None:
         moved = os.environ.get(DIR_ENV)
-        self.path = Path(moved) / VERDICTS_FILE if moved else Path(state["path"])
+        self.path = Path(moved) / self.FILE if moved else Path(state["path"])
         self._lock = threading.Lock()
-        self._rows = {}
         self.reload()
 
     def reload(self) -> None:
-        """Read the file (the one reader's policy: torn lines skipped, first line wins)."""
-        self._rows = read_verdicts(self.path.parent)
+        """Read the file with its one reader (torn lines skipped, first line wins)."""
+        self._rows: dict[str, dict] = self._read(self.path.parent)
+
+    def _read(self, sweep_dir: Path) -> dict[str, dict]:
+        raise NotImplementedError
+
+    def _append(self, trial_id: str, row: dict) -> None:
+        """Write `row` durably, then show it; the caller holds the lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row, sort_keys=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self._rows[trial_id] = row
+
+
+class VerdictStore(JsonlStore):
+    """In-memory view of `verdicts.jsonl` plus the append that keeps it in step."""
+
+    FILE = VERDICTS_FILE
+
+    def _read(self, sweep_dir: Path) -> dict[str, dict]:
+        return read_verdicts(sweep_dir)
 
     def get(self, trial_id: str) -> Optional[dict]:
         return self._rows.get(trial_id)
@@ -68,12 +92,7 @@ class VerdictStore:
             row |= verdict.as_dict()
             row |= dict(extra or {})
             row["time"] = time.time()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row, sort_keys=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            self._rows[trial_id] = row
+            self._append(trial_id, row)
             log.debug("trial %s: %s", trial_id, describe(row))
             return row
 
