@@ -1,7 +1,7 @@
 """The README's main command as a new user runs it: fresh clone, empty pip and warm-start caches.
 
     .venv/bin/python bench/first_run.py [--commit A --commit B ...] [--keep]
-        [--venv PATH] [--set search.num_samples=2 ...]
+        [--venv PATH] [--build-warmstart] [--set search.num_samples=2 ...]
 
 Each commit (default HEAD) is cloned into a temp dir and run in turn, on the same machine
 in one run of the script: `python3 -m venv .venv && pip install torch==2.13.0 -e .`
@@ -13,6 +13,10 @@ start SFT step N/N" line (every commit since the driver builds it logs both), th
 from there to the exit. CPU use per phase: the whole machine's from /proc/stat (honest
 only on an idle machine) and the command's own, user+sys of its process tree / wall /
 cores (this script is the subreaper of Ray's daemons, so every descendant is counted).
+
+Since the default warm start ships with the package, a first run loads it (start-up
+absorbs the fraction of a second); `--build-warmstart` makes every commit train it as
+before (`ARCHER_SWEEP_WARMSTART=build`).
 
 `--venv` skips the install and runs the clone's code with an existing environment (a
 smoke run: add `--set` overrides for a small sweep); `--keep` leaves the clones.
@@ -140,6 +144,8 @@ def measure(commit: str, args, work: Path) -> Result:
         PIP_CACHE_DIR=str(work / f"pip-{commit[:12]}"), XDG_CACHE_HOME=str(work / f"xdg-{commit[:12]}")
     )
     env["PYTHONUNBUFFERED"] = "1"  # lines arrive when written: they time the phases
+    if args.build_warmstart:  # commits before the shipped warm start ignore it (they always build)
+        env["ARCHER_SWEEP_WARMSTART"] = "build"
     result = Result(commit)
     sampler = Sampler()
     before = _children_cpu()
@@ -245,6 +251,11 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the clones (and their results)")
     parser.add_argument("--venv", default=None, help="use this environment instead of installing")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="passed to `run --set`")
+    parser.add_argument(
+        "--build-warmstart",
+        action="store_true",
+        help="ARCHER_SWEEP_WARMSTART=build: train the warm start instead of loading the shipped one",
+    )
     args = parser.parse_args()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # Ray's daemonised processes stay ours
