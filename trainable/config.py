@@ -165,7 +165,7 @@ class TinyModelConfig(_Section):
     n_head: int = Field(4, ge=1)
     """Attention heads (must divide d_model)."""
     warm_start: bool = True
-    """Start from the SFT warm start (shipped for the default sizes, else built once and cached); False = random init."""
+    """Start from the SFT warm start (shipped for the default sizes, else built once, cached); False = random init."""
 
     @model_validator(mode="after")
     def _heads_divide(self) -> TinyModelConfig:
