@@ -178,3 +178,38 @@ def test_policy_logprobs_equal_the_full_projection_with_gradients():
     want = torch.autograd.grad((w * (want_logp - 0.1 * want_ent)).sum(), weight)[0]
     assert torch.allclose(grad, want, rtol=1e-4, atol=1e-6)
     assert grad.abs().max() > 1e-3
+
+
+def test_policy_logprobs_equal_the_unbuffered_path_bit_for_bit():
+    """The buffered projection (`tiny.Buffers`, reused across calls of different sizes) gives
+    the same bits as autograd through `model.logits` + `algos.log_probs_and_entropy`."""
+    from trainable.backends import tiny
+
+    torch.set_num_threads(1)
+    tr = build_trainer(_cfg())
+    torch.manual_seed(0)
+    for n_resp in ((3, 11, 0, 7), (12, 12, 5, 9), (2, 1, 1, 4)):  # N grows, then shrinks
+        prompts = [torch.randint(10, 200, (k,)).tolist() for k in (5, 9)]
+        responses = [torch.randint(10, 200, (k,)).tolist() + [tr.tok.eos_id] for k in n_resp]
+        ids, attn, _, P = grpo.pack(prompts, responses, 2, tr.tok.pad_id)
+        hidden = tr.model(ids, attn)[:, P - 1 : -1]
+        real = attn[:, P:].bool()
+        want_logp, want_ent = (hidden.new_zeros(real.shape) for _ in range(2))
+        want_logp[real], want_ent[real] = algos.log_probs_and_entropy(
+            tr.model.logits(hidden[real]), ids[:, P:][real]
+        )
+        logp, ent = tr.policy.logprobs(ids, attn, P)
+        assert torch.equal(logp, want_logp) and torch.equal(ent, want_ent)
+        w = torch.rand_like(logp)
+        params = list(tr.model.parameters())
+        grads = torch.autograd.grad((w * (logp - 0.1 * ent)).sum(), params)
+        wants = torch.autograd.grad((w * (want_logp - 0.1 * want_ent)).sum(), params)
+        assert all(torch.equal(g, h) for g, h in zip(grads, wants))
+        with torch.no_grad():
+            ref_logp, _ = tr.ref.logprobs(ids, attn, P)
+        assert torch.equal(ref_logp, want_logp.detach())
+    logp, _ = tr.policy.logprobs(ids, attn, P)
+    tr.policy.logprobs(ids, attn, P)  # overwrites the buffers the first call's backward needs
+    with pytest.raises(RuntimeError, match="ran again before the backward"):
+        logp.sum().backward()
+    assert isinstance(tr.policy.buffers, tiny.Buffers) and tr.policy.buffers is tr.ref.buffers

@@ -234,6 +234,24 @@ def token_log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
+def log_probs_entropy_forward(logits, tokens, logp_out=None, probs_out=None, scratch=None):
+    """(log p at `tokens`, entropy, log_softmax(logits), its exp) of logits [N, V]; the `*_out`
+    and `scratch` [N, V] buffers (None: fresh tensors) let a caller reuse its memory."""
+    logp = torch.log_softmax(logits, dim=-1, out=logp_out)
+    probs = torch.exp(logp, out=probs_out)
+    # −Σ p·log p: closer to float64 than logsumexp − Σ p·z (and than a bmm) by ~10×
+    entropy = -torch.mul(probs, logp, out=scratch).sum(-1)
+    return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), entropy, logp, probs
+
+
+def log_probs_entropy_backward(probs, logp, entropy, tokens, grad_logp, grad_entropy, out=None):
+    """Gradient [N, V] wrt the logits of `log_probs_entropy_forward`'s two outputs (into `out`)."""
+    g_logp, g_ent = grad_logp.unsqueeze(-1), grad_entropy.unsqueeze(-1)
+    # d log p_y / dz = onehot(y) − p;  dH / dz = −p · (log p + H): two passes over [N, V]
+    grad = torch.addcmul(-(g_logp + g_ent * entropy.unsqueeze(-1)), logp, -g_ent, out=out).mul_(probs)
+    return grad.scatter_add_(-1, tokens.unsqueeze(-1), g_logp)
+
+
 class _LogProbEntropy(torch.autograd.Function):
     """`token_log_probs` and `entropy_from_logits` in one pass over the vocabulary, with the
     closed-form gradient (verl's fused linear-cross-entropy kernels do the same on GPU).
@@ -242,21 +260,14 @@ class _LogProbEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, tokens: torch.Tensor):
-        logp = torch.log_softmax(logits, dim=-1)
-        probs = logp.exp()
-        # −Σ p·log p: closer to float64 than logsumexp − Σ p·z (and than a bmm) by ~10×
-        entropy = -(probs * logp).sum(-1)
+        token_logp, entropy, logp, probs = log_probs_entropy_forward(logits, tokens)
         ctx.save_for_backward(probs, logp, entropy, tokens)
-        return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), entropy
+        return token_logp, entropy
 
     @staticmethod
     def backward(ctx, grad_logp: torch.Tensor, grad_entropy: torch.Tensor):
         probs, logp, entropy, tokens = ctx.saved_tensors
-        g_logp, g_ent = grad_logp.unsqueeze(-1), grad_entropy.unsqueeze(-1)
-        # d log p_y / dz = onehot(y) − p;  dH / dz = −p · (log p + H): two passes over [N, V]
-        grad = torch.addcmul(-(g_logp + g_ent * entropy.unsqueeze(-1)), logp, -g_ent).mul_(probs)
-        grad.scatter_add_(-1, tokens.unsqueeze(-1), g_logp)
-        return grad, None
+        return log_probs_entropy_backward(probs, logp, entropy, tokens, grad_logp, grad_entropy), None
 
 
 def log_probs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

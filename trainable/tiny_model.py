@@ -3,8 +3,9 @@
 `forward` scores whole sequences (training, log-probs); `generate` samples with the
 KV cache: the prompt is run once, then each new token attends to cached keys and
 values, so a step costs O(T) instead of recomputing the O(T²) prefix
-(`use_cache=False` recomputes it, for the benchmark). Prompts may be left-padded:
-`attention_mask` hides pad keys and positions count only real tokens.
+(`use_cache=False` recomputes it, for the benchmark); finished rows leave the decode batch.
+Prompts may be left-padded: `attention_mask` hides pad keys and positions count only real
+tokens.
 """
 
 from __future__ import annotations
@@ -104,31 +105,55 @@ class TinyGPT(nn.Module):
         eos_id: int,
         pad_id: int,
         use_cache: bool = True,
+        compact: bool = True,
     ) -> torch.Tensor:
-        """Sample [B, ≤max_new_tokens] tokens; after a row's EOS the rest is `pad_id`."""
+        """Sample [B, ≤max_new_tokens] tokens; after a row's EOS the rest is `pad_id`.
+
+        `compact`: finished rows leave the batch (with their cache rows) each time an eighth of
+        it has finished, so decode steps cost only the running rows: most rows end well before
+        the longest (compacting more often copies more than it saves). The tokens are those of
+        the full batch: a row's numbers are its own (attention, layer norm and sampling are per
+        row, and MKL's matrix products give a row the same bits in any batch of ≥ `MIN_BATCH`
+        rows), and every step still draws one uniform per row of the full batch.
+        """
         B, P = prompt.shape
-        if P + max_new_tokens > self.max_len:
+        end = P + max_new_tokens
+        if self.max_len < end:
             raise ValueError(f"prompt + response exceed max_len: {P=} {max_new_tokens=} {self.max_len=}")
-        seq = torch.full((B, P + max_new_tokens), pad_id, dtype=torch.long)
+        seq = torch.full((B, end), pad_id, dtype=torch.long)
         seq[:, :P] = prompt
-        mask = torch.zeros_like(seq)
+        mask = torch.ones_like(seq)
         mask[:, :P] = prompt_mask
-        mask[:, P:] = 1
         pos = _positions(mask)  # known in advance: every generated token is a real token
-        caches = self._new_cache(B, P + max_new_tokens) if use_cache else None
-        finished = torch.zeros(B, dtype=torch.bool)
+        allowed = mask.bool()[:, None, None, :]  # decode-step attention mask, sliced per step
+        caches = self._new_cache(B, end) if use_cache else None
         hidden = self._hidden(prompt, _positions(prompt_mask), _full_mask(prompt_mask), caches)
-        for t in range(P, P + max_new_tokens):
-            token = sample(self.logits(hidden[:, -1]), temperature, generator)
-            seq[:, t] = torch.where(finished, pad_id, token)
-            finished |= token == eos_id
-            if bool(finished.all()) or t + 1 == P + max_new_tokens:
-                return seq[:, P : t + 1]
-            if use_cache:
-                step_mask = mask[:, None, None, : t + 1].bool()
-                hidden = self._hidden(seq[:, t : t + 1], pos[:, t : t + 1], step_mask, caches, t)
+        rows = None  # the rows of `seq` in the batch, once it has been compacted (None: all)
+        running = torch.ones(B, dtype=torch.bool)  # per batch row
+        for t in range(P, end):
+            u = torch.rand(B, 1, generator=generator)
+            token = _inverse_cdf(self.logits(hidden[:, -1]), temperature, u if rows is None else u[rows])
+            token = torch.where(running, token, pad_id)
+            if rows is None:
+                seq[:, t] = token
             else:
-                hidden = self._hidden(seq[:, : t + 1], pos[:, : t + 1], _full_mask(mask[:, : t + 1]))
+                seq[rows, t] = token
+            running &= token != eos_id
+            n_running = int(running.sum())
+            if n_running == 0 or t + 1 == end:
+                return seq[:, P : t + 1]
+            if compact and MIN_BATCH <= n_running <= len(running) * 7 // 8:
+                keep = running.nonzero().squeeze(1)
+                rows = keep if rows is None else rows[keep]
+                running, pos, mask, allowed = running[keep], pos[keep], mask[keep], allowed[keep]
+                if use_cache:
+                    caches = [(k[keep], v[keep]) for k, v in caches]
+                token = token[keep]
+            if use_cache:
+                hidden = self._hidden(token[:, None], pos[:, t : t + 1], allowed[..., : t + 1], caches, t)
+            else:
+                batch = seq if rows is None else seq[rows]
+                hidden = self._hidden(batch[:, : t + 1], pos[:, : t + 1], _full_mask(mask[:, : t + 1]))
         return seq[:, P:]
 
     def _new_cache(self, batch: int, length: int):
@@ -137,12 +162,21 @@ class TinyGPT(nn.Module):
         return [(torch.empty(shape), torch.empty(shape)) for _ in self.blocks]
 
 
+#: Fewest rows a compacted decode batch keeps: MKL's matrix products take another path for
+#: 1–3 rows, whose results differ from the same rows' in a larger batch in the last bit.
+MIN_BATCH = 4
+
+
 def sample(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
     """One token per row from softmax(logits / temperature), by inverse CDF: one uniform
     per row (torch.multinomial draws one exponential per vocabulary entry, 5× slower)."""
-    cdf = torch.softmax(logits.float() / temperature, dim=-1).cumsum(-1)
-    u = torch.rand(logits.shape[0], 1, generator=generator) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u).squeeze(1).clamp(max=logits.shape[-1] - 1)
+    return _inverse_cdf(logits, temperature, torch.rand(logits.shape[0], 1, generator=generator))
+
+
+def _inverse_cdf(logits: torch.Tensor, temperature: float, u: torch.Tensor) -> torch.Tensor:
+    scaled = logits.float() if temperature == 1.0 else logits.float() / temperature  # x / 1 == x
+    cdf = torch.softmax(scaled, dim=-1).cumsum(-1)
+    return torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(1).clamp(max=logits.shape[-1] - 1)
 
 
 def _positions(mask: torch.Tensor) -> torch.Tensor:
