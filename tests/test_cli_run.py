@@ -143,8 +143,27 @@ def test_a_sweep_leaves_no_temp_dirs_of_its_workers(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     sweep_dir = tmp_path / "results" / "clean"
-    assert len(list(sweep_dir.glob("*/wandb/offline-run-*"))) == 2  # the workers did use wandb
+    assert len(list(sweep_dir.glob("*/wandb/offline-run-*"))) == 2  # the trials did use wandb
     assert sorted(p.name for p in tmp.iterdir()) == []
+    # nor processes: every one the sweep started (Ray's daemons and workers, wandb-core)
+    # inherited this TMPDIR, or the workers' scratch dir under it
+    deadline = time.monotonic() + 15
+    while (left := processes_with_env(f"TMPDIR={tmp}")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert left == []
+
+
+def processes_with_env(marker: str) -> list[str]:
+    """`pid cmdline` of the live processes whose environment holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found.append(f"{entry.name} {cmdline}")
+        except OSError:  # ended meanwhile, or another user's
+            continue
+    return found
 
 
 def test_scratch_dirs_of_dead_drivers_are_removed_and_live_ones_kept(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ import importlib
 import optuna
 import pytest
 import ray
+from ray.air.integrations import wandb as wandb_integration
 from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search.optuna import OptunaSearch
 
@@ -26,6 +27,9 @@ def _instances() -> dict[str, object]:
         "ray.tune.schedulers.AsyncHyperBandScheduler": AsyncHyperBandScheduler(metric="m", mode="max"),
         "optuna.study.Study": study,
         "optuna.trial.Trial": study.ask(),
+        "ray.air.integrations.wandb.WandbLoggerCallback": wandb_integration.WandbLoggerCallback(project="p"),
+        "ray.air.integrations.wandb._WandbLoggingActor": wandb_integration._WandbLoggingActor,
+        "ray.air.integrations.wandb": wandb_integration,
     }
 
 

@@ -1,7 +1,9 @@
 """The one place that touches Ray Tune's and Optuna's private state.
 
 archer-sweep subclasses Ray's `OptunaSearch` (it must tell Optuna what the rules decided,
-which Ray's class does not do) and drives Ray's ASHA from inside its own scheduler, and
+which Ray's class does not do), drives Ray's ASHA from inside its own scheduler and
+swaps the per-trial actors of Ray's `WandbLoggerCallback` for driver threads
+(engine/wandb_log.py, whose subclass's private seams are listed, not wrapped), and
 neither library exposes what that needs. Each private attribute is read here, in one
 function, so that a library upgrade breaks in one file. Written against the versions
 that pyproject.toml admits (WRITTEN_AGAINST); `tests/test_libcompat.py` fails with a
@@ -24,6 +26,15 @@ PRIVATE_ATTRS: tuple[tuple[str, str, str], ...] = (
     ("ray.tune.schedulers.AsyncHyperBandScheduler", "_trial_info", "trials ASHA already tracks"),
     ("optuna.study.Study", "_storage", "the stored state of a trial"),
     ("optuna.trial.Trial", "_trial_id", "the storage id of a live trial"),
+    # engine/wandb_log.py subclasses Ray's W&B callback, replacing its per-trial actors
+    ("ray.air.integrations.wandb.WandbLoggerCallback", "_start_logging_actor", "the seam it overrides"),
+    ("ray.air.integrations.wandb.WandbLoggerCallback", "_cleanup_logging_actors", "the seam it overrides"),
+    ("ray.air.integrations.wandb.WandbLoggerCallback", "_signal_logging_actor_stop", "ends a trial's run"),
+    ("ray.air.integrations.wandb.WandbLoggerCallback", "_trial_logging_actors", "trial -> its logger"),
+    ("ray.air.integrations.wandb.WandbLoggerCallback", "_trial_queues", "trial -> its logger's queue"),
+    ("ray.air.integrations.wandb._WandbLoggingActor", "_handle_result", "a result -> (log, config)"),
+    ("ray.air.integrations.wandb", "_QueueItem", "the logger queue's item kinds"),
+    ("ray.air.integrations.wandb", "_run_wandb_process_run_info_hook", "the user's run hook"),
 )
 
 

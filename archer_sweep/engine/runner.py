@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
-from ray.air.integrations.wandb import WandbLoggerCallback
 
 from archer_sweep.engine.verdicts import VerdictStore
+from archer_sweep.engine.wandb_log import DriverWandbLoggerCallback
 from archer_sweep.errors import UserError
 from archer_sweep.results.replay import BACKEND as REPLAY_BACKEND
 from archer_sweep.results.sweepdir import LOCK_FILE, SPEC_FILE, get_dotted, study_url
@@ -132,7 +132,7 @@ def configure_env(spec) -> dict[str, str]:
     # user's own setting wins).
     os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "5")
     # Tune reads that variable once, at import (a class attribute), and ray.tune is already
-    # imported here; W&B's first log of each trial alone takes 1-2 s.
+    # imported here.
     from ray.tune.utils.util import warn_if_slow
 
     warn_if_slow.DEFAULT_THRESHOLD = float(os.environ["TUNE_WARN_THRESHOLD_S"])
@@ -274,7 +274,7 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
     callbacks: list = [LiveTable(store, keys, repeats=s.repeats, budget=budget)] if live else []
     if spec.tracking.wandb.mode != "disabled":
         callbacks.append(
-            QuietWandbLoggerCallback(
+            DriverWandbLoggerCallback(
                 project=spec.tracking.wandb.project or spec.name,
                 group=spec.name,
                 log_config=True,
@@ -282,16 +282,6 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
             )
         )
     return Parts(store, scheduler, searcher, callbacks)
-
-
-class QuietWandbLoggerCallback(WandbLoggerCallback):
-    """Ray's W&B callback, minus the traceback its __del__ prints at interpreter exit."""
-
-    def __del__(self):
-        try:
-            super().__del__()
-        except Exception:  # Ray already torn down: nothing left to clean
-            pass
 
 
 def resourced_trainable(spec):
