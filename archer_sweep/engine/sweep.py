@@ -106,8 +106,8 @@ def _with_ray(spec, env, make, sweep_dir: Path) -> int:
             echo("interrupted before the sweep started; nothing to resume", err=True)
         return INTERRUPTED
     finally:
-        # Collect the Tuner's callbacks while Ray is still importable: the W&B callback's
-        # __del__ calls into Ray and fails noisily at interpreter exit otherwise.
+        # Collect the Tuner's callbacks now: the W&B callback's __del__ ends any run still
+        # open, which must happen here rather than at interpreter exit.
         gc.collect()
         if started:
             ray.shutdown()
