@@ -205,7 +205,7 @@ class WandbSpec(_Model):
 
 class TrackingSpec(_Model):
     wandb: WandbSpec = Field(default_factory=WandbSpec)
-    """Weights & Biases logging of every trial (through Ray's WandbLoggerCallback)."""
+    """Weights & Biases logging of every trial: Ray's WandbLoggerCallback, each run written from a driver thread."""
 
 
 class RaySpec(_Model):
