@@ -52,9 +52,8 @@ def cpu_times() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
-def tree_cpu_s(root: int, seen: dict[int, float]) -> float:
-    """user+sys seconds of `root`'s descendants (this script is their subreaper), living or
-    seen before; `seen` keeps each pid's last value so a process that ended still counts."""
+def proc_stats(root: int):
+    """(pid, parent pid, user+sys s, its /proc dir) of every process but `root`."""
     tick = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == root:
@@ -64,10 +63,15 @@ def tree_cpu_s(root: int, seen: dict[int, float]) -> float:
         except OSError:
             continue
         after = stat.rsplit(")", 1)[1].split()  # the name may hold spaces
-        ppid, utime, stime = int(after[1]), float(after[11]), float(after[12])
-        pid = int(entry.name)
+        yield int(entry.name), int(after[1]), (float(after[11]) + float(after[12])) / tick, entry
+
+
+def tree_cpu_s(root: int, seen: dict[int, float]) -> float:
+    """user+sys seconds of `root`'s descendants (this script is their subreaper), living or
+    seen before; `seen` keeps each pid's last value so a process that ended still counts."""
+    for pid, ppid, cpu, _ in proc_stats(root):
         if pid in seen or _descends(ppid, root):
-            seen[pid] = (utime + stime) / tick
+            seen[pid] = cpu
     return sum(seen.values())
 
 

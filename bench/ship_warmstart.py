@@ -58,7 +58,7 @@ def main() -> int:
         key = warmstart.cache_key(cfg, sft)
         t0 = time.perf_counter()
         warmstart.load_or_build(cfg, sft)
-        built = Path(tmp) / f"tiny-warmstart-{key}.pt"
+        built = Path(tmp) / warmstart.file_name(key)
         target = warmstart.shipped_path(key)
         log.info("built in %.0f s: %s (sha256 %s)", time.perf_counter() - t0, built.name, sha256(built)[:16])
         if args.check:
@@ -72,7 +72,7 @@ def main() -> int:
         meta = {
             "key": key,
             "sha256": sha256(target),
-            "model": {k: getattr(cfg, k) for k in ("n_layer", "d_model", "n_head")},
+            "model": warmstart.model_sizes(cfg),
             "sft": asdict(sft),
             "task_version": warmstart.TASK_VERSION,
             "recipe_version": warmstart.RECIPE_VERSION,

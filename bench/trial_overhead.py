@@ -30,10 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from first_run import _descends  # bench/ is on sys.path when run as a script
+from first_run import PR_SET_CHILD_SUBREAPER, _descends, proc_stats  # bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
-PR_SET_CHILD_SUBREAPER = 36
 #: result keys that time things or name the process: not the trial's numbers
 NOT_NUMBERS = ("timing_s/", "perf/", "time_", "timestamp", "date", "pid", "hostname", "node_ip", "trial_id")
 
@@ -96,17 +95,12 @@ def _kind(cmdline: str) -> str:
 def tree_cpu(root: int, seen: dict[int, list]) -> None:
     """Add `root`'s descendants to `seen` (pid -> [kind, user+sys s]), keeping the last
     values of those that ended (this script is their subreaper)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == root:
-            continue
-        try:
-            after = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        pid, cpu = int(entry.name), (float(after[11]) + float(after[12])) / tick
-        if pid in seen or _descends(int(after[1]), root):
+    for pid, ppid, cpu, entry in proc_stats(root):
+        if pid in seen or _descends(ppid, root):
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:  # ended just now: it keeps the kind it had
+                cmdline = ""
             kind = _kind(cmdline) if cmdline else seen.get(pid, ["other"])[0]
             if pid in seen and seen[pid][0].startswith("ray::") and not kind.startswith("ray::"):
                 kind = seen[pid][0]

@@ -70,15 +70,24 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 BUILD_ENV = "ARCHER_SWEEP_WARMSTART"
 
 
+def file_name(key: str) -> str:
+    """The warm start's file name, the same in the cache and in the shipped assets."""
+    return f"tiny-warmstart-{key}.pt"
+
+
 def shipped_path(key: str) -> Path:
-    return ASSETS / f"tiny-warmstart-{key}.pt"
+    return ASSETS / file_name(key)
+
+
+def model_sizes(model_cfg: TinyModelConfig) -> dict[str, int]:
+    """The sizes that shape the warm start (what `cache_key` hashes)."""
+    return {k: getattr(model_cfg, k) for k in ("n_layer", "d_model", "n_head")}
 
 
 def cache_key(model_cfg: TinyModelConfig, sft: SFTSettings) -> str:
-    sizes = {k: getattr(model_cfg, k) for k in ("n_layer", "d_model", "n_head")}
     blob = json.dumps(
         {
-            "model": sizes,
+            "model": model_sizes(model_cfg),
             "sft": asdict(sft),
             "vocab": len(get_tokenizer()),
             "task": TASK_VERSION,
@@ -141,7 +150,8 @@ def train_sft(model_cfg: TinyModelConfig, sft: SFTSettings) -> dict[str, torch.T
 
 
 def load_or_build(model_cfg: TinyModelConfig, sft: SFTSettings | None = None) -> dict:
-    """The cached warm-start state dict for these sizes; builds it (once) if missing."""
+    """The warm-start state dict for these sizes: the shipped one, else the cached one, else
+    built (once) and cached."""
     sft = sft or SFTSettings()
     key = cache_key(model_cfg, sft)
     shipped = shipped_path(key)
@@ -150,7 +160,7 @@ def load_or_build(model_cfg: TinyModelConfig, sft: SFTSettings | None = None) ->
         return torch.load(shipped, weights_only=True)
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"tiny-warmstart-{key}.pt"
+    path = directory / file_name(key)
     if path.exists():
         return torch.load(path, weights_only=True)
     with open(path.with_suffix(".lock"), "w") as lock:
