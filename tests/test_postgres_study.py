@@ -6,10 +6,6 @@ refused because the shared database already holds its study.
 
 from __future__ import annotations
 
-import os
-import signal
-import time
-
 import optuna
 import pytest
 
@@ -19,6 +15,7 @@ from archer_sweep.spec.load import load_spec
 from tests.postgres_server import PostgresServer, server_bin
 from tests.reliability.helpers import (
     kill_session,
+    sigkill_when,
     spec_data,
     start_cli,
     verdict_rows,
@@ -67,13 +64,8 @@ def test_run_killed_then_resume_next_report_on_postgres(pg, tmp_path):
 
     proc = start_cli("run", str(spec), log=tmp_path / "run.log")
     try:  # SIGKILL the driver once two trials are judged: the study is left mid-sweep
-        deadline = time.monotonic() + TIMEOUT_S
-        while len(verdict_rows(sweep_dir)) < 2:
-            assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no two verdicts"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        reached = lambda: len(verdict_rows(sweep_dir)) >= 2
+        sigkill_when(proc, reached, tmp_path / "run.log", "two verdicts", TIMEOUT_S)
     finally:
         kill_session(proc.pid)
         proc.wait()

@@ -116,6 +116,19 @@ def start_cli(*args: str, log: Path, **env: str) -> subprocess.Popen:
     )
 
 
+def sigkill_when(proc: subprocess.Popen, reached, log: Path, what: str, timeout: float) -> None:
+    """Wait until `reached()` while `proc` (a driver from `start_cli`) runs, failing with its
+    log's tail if it ends first or `timeout` s pass; then SIGKILL it and reap it (the rest of
+    its session is the caller's: `kill_session`)."""
+    deadline = time.monotonic() + timeout
+    while not reached():
+        assert proc.poll() is None, f"run ended before {what}: " + log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"{what} never reached"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def session_pids(sid: int) -> list[int]:
     """Live (non-zombie) processes whose session id is `sid`."""
     pids = []

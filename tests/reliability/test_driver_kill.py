@@ -8,8 +8,6 @@ no Optuna trial number is duplicated or left RUNNING.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +20,7 @@ from tests.reliability.helpers import (
     kill_session,
     last_reports,
     session_pids,
+    sigkill_when,
     spec_data,
     start_cli,
     study_trials,
@@ -100,14 +99,9 @@ def kill_at(point: str, tmp: Path) -> dict:
     """Start the run, SIGKILL the driver when the kill point is reached; what was on disk."""
     sweep_dir = tmp / "results" / NAME
     proc = start_cli("run", str(make_spec(tmp)), log=tmp / "run.log")
-    deadline = time.monotonic() + RUN_TIMEOUT_S
     try:
-        while not KILL_POINTS[point](sweep_dir):
-            assert proc.poll() is None, f"run ended before {point}: " + (tmp / "run.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, f"kill point {point} never reached"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        reached = lambda: KILL_POINTS[point](sweep_dir)
+        sigkill_when(proc, reached, tmp / "run.log", f"kill point {point}", RUN_TIMEOUT_S)
         # the driver's Ray (raylet, trial workers) ends with it: no trainer keeps running.
         # Wait for those alone: Ray's idle agents outlive it, and waiting for the whole
         # session to empty would always take the full timeout.

@@ -4,9 +4,6 @@ and the configs' aggregated verdicts equal those of a sweep that was never inter
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from archer_sweep.engine.searcher import REPEATS_ATTR
 from archer_sweep.results.sweepdir import read_groups
 from tests.reliability.helpers import (
     kill_session,
+    sigkill_when,
     spec_data,
     start_cli,
     study_trials,
@@ -70,14 +68,9 @@ def test_kill_a_repeats_sweep_after_two_verdicts_then_resume(tmp_path):
     tmp.mkdir()
     sweep_dir = tmp / "results" / NAME
     proc = start_cli("run", str(make_spec(tmp)), log=tmp / "run.log")
-    deadline = time.monotonic() + TIMEOUT_S
     try:
-        while len(verdict_rows(sweep_dir)) < 2:
-            assert proc.poll() is None, (tmp / "run.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "two verdicts never came"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        reached = lambda: len(verdict_rows(sweep_dir)) >= 2
+        sigkill_when(proc, reached, tmp / "run.log", "two verdicts", TIMEOUT_S)
     finally:
         kill_session(proc.pid)  # the rest of its session: Ray's node and trial workers
         proc.wait()
