@@ -5,15 +5,24 @@ When this fails after an upgrade, `archer_sweep/engine/libcompat.py` is the one 
 from __future__ import annotations
 
 import importlib
+import sys
+from pathlib import Path
 
 import optuna
 import pytest
 import ray
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from ray.air.integrations import wandb as wandb_integration
 from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from archer_sweep.engine import libcompat
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the test extra brings tomli there
+    import tomli as tomllib
 
 
 def _instances() -> dict[str, object]:
@@ -41,7 +50,7 @@ def test_private_attribute_exists(owner, attr, why):
     versions = f"ray {ray.__version__}, optuna {optuna.__version__}"
     assert hasattr(obj, attr), (
         f"{owner}.{attr} ({why}) is gone in {versions}; archer-sweep was written against "
-        f"ray {libcompat.WRITTEN_AGAINST['ray']}, optuna {libcompat.WRITTEN_AGAINST['optuna']}: "
+        f"ray {'/'.join(libcompat.WRITTEN_AGAINST['ray'])}, optuna {'/'.join(libcompat.WRITTEN_AGAINST['optuna'])}: "
         "adapt archer_sweep/engine/libcompat.py"
     )
 
@@ -70,7 +79,43 @@ def test_enqueued_params_survive_an_empty_params_dict():
     assert libcompat.enqueued_params(frozen) == {"x": 0.25}
 
 
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
 def test_installed_versions_are_the_ones_written_against():
-    for lib, want in libcompat.WRITTEN_AGAINST.items():
+    for lib, tested in libcompat.WRITTEN_AGAINST.items():
         got = importlib.import_module(lib).__version__
-        assert got.startswith(want + ".") or got == want, f"{lib} {got} installed; written against {want}.x"
+        assert _minor(got) in tested, f"{lib} {got} installed; written against {'/'.join(tested)}.x"
+
+
+def _next_minor(minor: str) -> str:
+    major, number = minor.split(".")
+    return f"{major}.{int(number) + 1}"
+
+
+def _requirements() -> dict[str, SpecifierSet]:
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    reqs = (Requirement(line) for line in project["dependencies"])
+    return {req.name: req.specifier for req in reqs}
+
+
+def test_pyproject_admits_exactly_the_tested_minors():
+    """A fresh install must be a tested one: a minor newer than NEWEST_TESTED never enters it."""
+    reqs = _requirements()
+    for lib, newest in libcompat.NEWEST_TESTED.items():
+        assert reqs[lib].contains(f"{newest}.0"), f"pyproject.toml refuses {lib} {newest}, the newest tested"
+        untested = _next_minor(newest)
+        assert not reqs[lib].contains(f"{untested}.0"), (
+            f"pyproject.toml admits {lib} {untested}.0, newer than the tested {newest}: bound it "
+            f"'<{untested}' or run bench/deps_check.sh and record the new minor in engine/libcompat.py"
+        )
+    for lib, tested in libcompat.WRITTEN_AGAINST.items():
+        assert libcompat.NEWEST_TESTED[lib] == max(tested, key=lambda v: tuple(map(int, v.split("."))))
+        for minor in tested:
+            assert reqs[lib].contains(f"{minor}.0"), f"pyproject.toml refuses {lib} {minor}, a tested minor"
+
+
+def test_next_minor_counts_past_nine():
+    assert _next_minor("0.9") == "0.10"
+    assert _next_minor("2.60") == "2.61"

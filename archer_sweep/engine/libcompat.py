@@ -5,9 +5,11 @@ which Ray's class does not do), drives Ray's ASHA from inside its own scheduler 
 swaps the per-trial actors of Ray's `WandbLoggerCallback` for driver threads
 (engine/wandb_log.py, whose subclass's private seams are listed, not wrapped), and
 neither library exposes what that needs. Each private attribute is read here, in one
-function, so that a library upgrade breaks in one file. Written against the versions
-that pyproject.toml admits (WRITTEN_AGAINST); `tests/test_libcompat.py` fails with a
-message naming the missing attribute when an installed version lacks one.
+function, so that a library upgrade breaks in one file. Written against the minors in
+WRITTEN_AGAINST, which are exactly the ones pyproject.toml admits (NEWEST_TESTED gives its
+upper bounds); `tests/test_libcompat.py` fails with a message naming the missing attribute
+when an installed version lacks one, and when pyproject.toml admits an untested minor.
+`bench/deps_check.sh` installs the newest releases in a throwaway venv and says what breaks.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from typing import Any
 
 import optuna
 
-WRITTEN_AGAINST = {"ray": "2.60", "optuna": "5.0"}
+#: minors the suite has passed on (a fresh install picks the newest one pyproject.toml admits)
+WRITTEN_AGAINST: dict[str, tuple[str, ...]] = {"ray": ("2.60",), "optuna": ("5.0", "5.1")}
+
+#: newest minor each bounded dependency was tested on: pyproject.toml's upper bound is the next one
+NEWEST_TESTED = {"ray": "2.60", "optuna": "5.1", "wandb": "0.31"}
 
 #: (owner, attribute, what archer-sweep reads it for)
 PRIVATE_ATTRS: tuple[tuple[str, str, str], ...] = (
