@@ -74,6 +74,10 @@ def _signal_session(sid: int, sig: int) -> int:
     return len(pids)
 
 
+#: how long end_session_id waits for SIGKILLed processes to be gone
+_KILL_WAIT_S = 5.0
+
+
 def end_session_id(sid: int, grace_s: float, reap: Callable[[], object] = lambda: None) -> None:
     """SIGTERM every process of session `sid`, SIGKILL what is left after `grace_s`.
     `reap` collects the leader's exit status (our child), or it stays a zombie member."""
@@ -89,6 +93,15 @@ def end_session_id(sid: int, grace_s: float, reap: Callable[[], object] = lambda
     log.warning(
         "trainer session %d: %d process(es) ignored SIGTERM for %.0fs; sent SIGKILL", sid, left, grace_s
     )
+    # A SIGKILLed process stays listed until the kernel has torn it down (longer on a loaded
+    # machine), and a child forked while we signalled missed the signal: wait until the session is
+    # empty, killing late arrivals, so that callers see no process left when this returns.
+    deadline = time.monotonic() + _KILL_WAIT_S
+    while time.monotonic() < deadline:
+        reap()
+        if not _signal_session(sid, signal.SIGKILL):
+            return
+        time.sleep(0.02)
 
 
 def end_session(proc: subprocess.Popen, grace_s: float) -> Optional[int]:
