@@ -11,7 +11,7 @@ from typing import Any
 
 from ray import tune
 
-from trainable.trainer import build_trainer
+from trainable.trainer import WATCH_KEY, build_trainer
 
 
 class GRPOTrainable(tune.Trainable):
@@ -31,6 +31,7 @@ class GRPOTrainable(tune.Trainable):
             },
         )
         self._trial = config.pop("_trial")
+        self._trial["watch"] = config.pop(WATCH_KEY, None) or {}
         self._config = config
         self._trainer = None
 
