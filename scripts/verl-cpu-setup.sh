@@ -29,6 +29,10 @@ site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pu
 # One .pth of ours: put scripts/verl_cpu on the path and install the import hooks (only when
 # VERL_PLATFORM=cpu is set, so the venv stays plain verl otherwise).
 printf '%s\nimport archer_verl_cpu.boot\n' "$root/scripts/verl_cpu" >"$site/archer_verl_cpu.pth"
+# the tiny Qwen3 + tokenizer + parquet sweeps/verl-cpu.yaml trains (built here, no download)
+if [[ ! -f "$venv/tiny-qwen3/train.parquet" ]]; then
+  VERL_PLATFORM= "$venv/bin/python" "$root/scripts/verl_cpu/make_tiny_qwen3.py" "$venv/tiny-qwen3"
+fi
 "$venv/bin/python" - <<'PY'
 import importlib.metadata as md
 print("verl", md.version("verl"), "| vllm", md.version("vllm"), "| torch", md.version("torch"))

@@ -183,7 +183,8 @@ def main(argv: list[str]) -> int:
         if step == int(a.get("fake.crash_at", -1)):
             print(
                 'Traceback (most recent call last):\n  File "main_ppo.py", line 1\n'
-                "torch.OutOfMemoryError: CUDA out of memory (fake)",
+                "torch.OutOfMemoryError: CUDA out of memory (fake)\n\n"
+                "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.",
                 flush=True,
             )
             return 3

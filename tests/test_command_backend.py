@@ -235,9 +235,10 @@ def test_crash_reports_exit_code_and_log_tail(tmp_path):
     assert_session_gone(record(t)["sid"], timeout=0.5)  # the crashed trainer's children too
     msg = str(exc.value)
     assert "Traceback (most recent call last)" in msg  # the log tail
-    # The last line (what a verdict keeps) has the exit code and the last log line.
+    # The last line (what a verdict keeps) has the exit code and the last error line (not
+    # Hydra's closing hint, which verl prints after it).
     assert msg.splitlines()[-1] == (
-        "trainer exited with code 3 after step 2; last log line: "
+        "trainer exited with code 3 after step 2; last error line: "
         "torch.OutOfMemoryError: CUDA out of memory (fake)"
     )
 

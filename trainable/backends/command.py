@@ -167,6 +167,7 @@ class CommandTrainer:
         self._reported_since_launch = False  # until then start_timeout_s applies
         self._tmpdir: Optional[Path] = None
         self._stale: dict[int, dict[str, float]] = {}  # an earlier attempt's steps past step_count
+        self.logged_keys: set[str] = set()
 
     # ---- trial identity -------------------------------------------------------------
     def attach_trial(self, trial: dict[str, Any]) -> None:
@@ -202,6 +203,11 @@ class CommandTrainer:
         root = self.config.output_root
         base = Path(_origin_dir(), root) if root else self.trial_dir / "trainer_output"
         return base / self.experiment_name
+
+    @property
+    def session_id(self) -> Optional[int]:
+        """The trainer's session (its pid) while launched."""
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def log_path(self) -> Path:
@@ -293,14 +299,13 @@ class CommandTrainer:
 
     def _failure_text(self, summary: str) -> str:
         """The log tail, then one summary line: Ray shows the whole text, while a verdict
-        keeps an error's last line, so that line names the cause and the last log line."""
+        keeps an error's last line, so that line names the cause and the trainer's last error
+        line (verl ends with Hydra's `Set the environment variable HYDRA_FULL_ERROR=1 …`)."""
         tail = list(self._pump.tail) if self._pump else []
+        error = verl_logs.last_error_line(tail)
         last = next((ln.strip() for ln in reversed(tail) if ln.strip()), "(no output)")
-        return (
-            f"last {len(tail)} lines of {self.log_path}:\n"
-            + "\n".join(tail)
-            + f"\n{summary}; last log line: {last}"
-        )
+        where = f"last error line: {error}" if error else f"last log line: {last}"
+        return f"last {len(tail)} lines of {self.log_path}:\n" + "\n".join(tail) + f"\n{summary}; {where}"
 
     def _exit_error(self, code: int) -> TrainerExited:
         return TrainerExited(
@@ -366,6 +371,7 @@ class CommandTrainer:
                 self.close()  # minutes of GPU time saved: no rule on the key can ever judge
                 raise UnreportedMetric(problem)
         self._reported_since_launch = True
+        self.logged_keys = set(out)  # what the trainer itself logged (before the NaN fill)
         for key in M.ALL_KEYS:  # a metric the trainer does not log is NaN, never made up
             out.setdefault(key, math.nan)
         out[M.STEP] = float(rec.step)

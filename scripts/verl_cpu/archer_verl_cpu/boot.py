@@ -7,6 +7,8 @@ patched name later (vLLM imports `dispatch_cpu_unquantized_gemm` inside a functi
 - `vllm.model_executor.layers.utils.dispatch_cpu_unquantized_gemm`: vLLM-CPU prepacks linear
   weights, after which verl's weight sync fails (`'Parameter' object has no attribute
   'weight_loader'`) and the trainer hangs; ours keeps plain `torch.nn.functional.linear`.
+- `CPUOffloadPolicy` (FSDP2): verl gives the reference model `CPUOffloadPolicy(pin_memory=True)`,
+  and pinning needs an accelerator ("Cannot access accelerator device"); on CPU nothing is pinned.
 - `ray.runtime_context.RuntimeContext.get_job_id`: every private Ray cluster's first job is
   `01000000`, and verl keys its weight-sync socket `/tmp/rl-colocate-zmq-{job_id}-…` by it; with
   `ARCHER_SWEEP_TRIAL_TAG` set (the command backend sets it per trial) the id carries the tag,
@@ -52,6 +54,19 @@ def _patch_vllm_utils(mod) -> None:
     mod.dispatch_cpu_unquantized_gemm = _plain_cpu_gemm
 
 
+def _patch_offload_policy(mod) -> None:
+    cls = getattr(mod, "CPUOffloadPolicy", None)
+    if cls is None:
+        return
+    original = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.pin_memory = False
+
+    cls.__init__ = __init__
+
+
 def _patch_ray_context(mod) -> None:
     tag = os.environ.get("ARCHER_SWEEP_TRIAL_TAG")
     cls = getattr(mod, "RuntimeContext", None)
@@ -69,6 +84,7 @@ PATCHES = {
     "torch.distributed": _patch_torch_distributed,
     "vllm.model_executor.layers.utils": _patch_vllm_utils,
     "ray.runtime_context": _patch_ray_context,
+    "torch.distributed.fsdp._fully_shard._fsdp_api": _patch_offload_policy,
 }
 
 

@@ -55,8 +55,9 @@ class PlatformCPU(PlatformBase):
     def is_available(self) -> bool:
         return True
 
-    def current_device(self) -> int:
-        return 0
+    def current_device(self):
+        # verl moves tensors with `.to(get_device_id())`: an int means an accelerator to torch
+        return "cpu"
 
     def device_count(self) -> int:
         return 1
