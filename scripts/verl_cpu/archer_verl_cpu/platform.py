@@ -24,6 +24,8 @@ class _CpuDevice(types.ModuleType):
     def __getattr__(self, name: str) -> Any:
         if hasattr(torch.cpu, name):
             return getattr(torch.cpu, name)
+        if name == "get_device_name":
+            return lambda *a, **k: "CPU"
         if name == "mem_get_info":
             return lambda *a, **k: (8 << 30, 16 << 30)
         if name in ("get_rng_state", "get_rng_state_all"):
