@@ -240,8 +240,10 @@ class CommandTrainer:
 
     def _launch(self) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        # Short (unix sockets allow 107 bytes), unique per launch, removed with the session.
-        self._tmpdir = Path(tempfile.mkdtemp(prefix=f"as-{self.trial_id[-12:]}-"))
+        # Short (Ray puts its sockets in TMPDIR/ray/session_…/sockets, and a unix socket path
+        # allows 107 bytes: not below the sweep worker's own TMPDIR), unique per launch,
+        # removed with the session.
+        self._tmpdir = Path(tempfile.mkdtemp(prefix=f"as-{self.trial_id[-8:]}-", dir=_short_tmp_root()))
         if self.config.metrics.source == "jsonl":
             self._stale = self._earlier_records(_set_aside(self._metrics_path()))
         cwd = str(Path(_origin_dir(), self.config.cwd or "."))
@@ -432,6 +434,10 @@ class CommandTrainer:
             self._watchdog_pid = 0
         remove_leftovers(held, str(self._tmpdir) if self._tmpdir else None)
         self._tmpdir = None
+
+
+def _short_tmp_root() -> str:
+    return "/tmp" if os.access("/tmp", os.W_OK) else tempfile.gettempdir()
 
 
 def _set_aside(path: Path) -> Optional[Path]:
