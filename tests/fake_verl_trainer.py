@@ -17,7 +17,8 @@ Arguments it reads (all optional): the verl keys `actor_rollout_ref.actor.entrop
 `seed`, `record` (write argv and secret presence to <output dir>/fake_record.json),
 `start_s` (seconds of start-up before the first step, also after a resume), `jsonl_mode`
 (`append`, default, or `wb`: like verl, open the JSONL file once with mode wb when training
-starts), `shm` (create that many /dev/shm segments and a file in $TMPDIR, left behind).
+starts), `shm` (create that many /dev/shm segments held open, an unheld `sem.mp-*` and a file in
+$TMPDIR, all left behind).
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ def leave_shm(count: int) -> list:
         f.write(b"x" * 4096)
         f.flush()
         held.append(f)
+    if count:  # like a multiprocessing semaphore a verl run leaks: created, closed, never unlinked
+        with open(f"/dev/shm/sem.mp-fake{os.getpid()}", "wb") as f:
+            f.write(b"s" * 32)
     if count and os.environ.get("TMPDIR"):
         with open(os.path.join(os.environ["TMPDIR"], "rl-colocate-zmq-01000000.sock"), "w") as f:
             f.write("")

@@ -128,27 +128,32 @@ def test_the_first_step_after_a_resume_gets_start_timeout_not_step_timeout(tmp_p
 
 
 def _fake_shm() -> set[str]:
-    return {n for n in os.listdir("/dev/shm") if n.startswith("psm_fake_")}
+    return {n for n in os.listdir("/dev/shm") if n.startswith(("psm_fake_", "sem.mp-fake"))}
 
 
 @pytest.mark.parametrize("how", ["stopped", "finished"])
 def test_the_trials_shm_segments_and_tmpdir_are_removed_when_its_session_ends(tmp_path, how):
     foreign = Path("/dev/shm/psm_fake_other_trial")
     foreign.write_bytes(b"y")
+    older_sem = Path("/dev/shm/sem.mp-fake-older")  # unheld, but there before the session
+    older_sem.write_bytes(b"z")
+    time.sleep(0.2)
     try:
         t = trainer(tmp_path, total_steps=3, overrides={"fake.shm": 2, "fake.step_s": 0.3})
         t.step()
         rec = record(t)
-        assert len(_fake_shm() - {foreign.name}) == 2 and Path(rec["tmpdir"]).is_dir()
+        assert len(_fake_shm() - {foreign.name, older_sem.name}) == 3 and Path(rec["tmpdir"]).is_dir()
         if how == "finished":
             while not t.done():
                 t.step()
         t.close()
         assert_session_gone(rec["sid"])
-        assert _fake_shm() == {foreign.name}  # only what this trial's processes held
+        # what this trial's processes held, and the semaphore it leaked; not the others'
+        assert _fake_shm() == {foreign.name, older_sem.name}
         assert not Path(rec["tmpdir"]).exists()
     finally:
         foreign.unlink()
+        older_sem.unlink()
 
 
 def test_two_concurrent_trials_get_their_own_tmpdir_and_tag(tmp_path, monkeypatch):

@@ -251,11 +251,14 @@ class CommandTrainer:
         log.info("launching trainer for trial %s: %s (cwd %s)", self.trial_id, argv, cwd)
         # What ran, for reproduction (argv and cwd only: secrets live in the environment).
         (self.trial_dir / ARGV_FILE).write_text(json.dumps({"argv": argv, "cwd": cwd}, indent=1))
+        launched = time.time() - 0.05  # what the session creates is newer (ctime in ns on tmpfs)
         try:
             self._proc = spawn(argv, cwd, self._env())
         except OSError as exc:
             raise TrainerExited(f"could not start the trainer {argv[0]!r}: {exc}") from None
-        self._watchdog_pid = start_watchdog(self._proc.pid, self.config.grace_period_s, self._tmpdir)
+        self._watchdog_pid = start_watchdog(
+            self._proc.pid, self.config.grace_period_s, self._tmpdir, launched
+        )
         on_line = self._lines.put if self.config.metrics.source == "console" else None
         self._pump = OutputPump(self._proc.stdout, self.log_path, self.config.log_tail_lines, on_line)
         if self.config.metrics.source == "jsonl":

@@ -1,6 +1,6 @@
 """Process plumbing of the `command` backend: launch in a new session, read output, end all.
 
-Run as a script (`python command_proc.py SID OWNER GRACE [TMPDIR]`) it is the trial's
+Run as a script (`python command_proc.py SID OWNER GRACE TMPDIR|- SINCE|-`) it is the trial's
 watchdog: it ends the trainer's session if the Ray worker that owns it dies first, and when
 the session is empty (however it ended) removes what the session left behind: the shared
 memory segments in /dev/shm its processes had mapped or open (vLLM / Python shared memory
@@ -159,6 +159,34 @@ def _mapped(pid: int, prefix: str) -> set[str]:
     return out
 
 
+def orphan_semaphores(since: Optional[float], shm_dir: str = SHM_DIR) -> set[str]:
+    """The Python multiprocessing semaphores (`sem.mp-*`) created since `since` (the trainer's
+    launch, epoch seconds) that no process on the machine holds any more: one leaks per verl
+    run, created and closed within a second (too fast to be seen held), and an unheld named
+    semaphore is in use by no one."""
+    if since is None:
+        return set()
+    sems = set()
+    for name in _listing(shm_dir):
+        path = f"{shm_dir}/{name}"
+        try:
+            if name.startswith("sem.mp-") and os.stat(path).st_ctime >= since:
+                sems.add(path)
+        except OSError:
+            continue
+    if not sems:
+        return set()
+    pids = [int(e) for e in os.listdir("/proc") if e.isdigit()]
+    return sems - shm_held(pids, shm_dir)
+
+
+def _listing(shm_dir: str = SHM_DIR) -> set[str]:
+    try:
+        return set(os.listdir(shm_dir))
+    except OSError:
+        return set()
+
+
 def remove_tree(path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
@@ -178,25 +206,34 @@ def remove_leftovers(shm: set[str], tmpdir: Optional[str]) -> None:
         log.info("removed %d shared memory segment(s) the trainer left in %s", gone, SHM_DIR)
 
 
-def watch(sid: int, owner: int, grace_s: float, tmpdir: Optional[str] = None, poll_s: float = 0.5) -> None:
+def watch(
+    sid: int,
+    owner: int,
+    grace_s: float,
+    tmpdir: Optional[str] = None,
+    since: Optional[float] = None,
+    poll_s: float = 0.5,
+) -> None:
     """Until session `sid` is empty: if process `owner` (the Ray worker that launched the
     trainer) dies without ending it — driver SIGKILLed, worker force-killed — end it. Each
     poll note the /dev/shm segments the session holds; once it is empty, remove them."""
     shm: set[str] = set()
-    scans = 0
+    scans, names = 0, _listing()
     while pids := live_processes(pgid=sid, sid=sid):
-        shm |= shm_held(pids, maps=scans % 4 == 0)  # open files each poll, mappings every 2 s
-        scans += 1
+        # open files each poll; mappings every 2 s, and at once when a new entry appears
+        now = _listing()
+        shm |= shm_held(pids, maps=scans % 4 == 0 or bool(now - names))
+        scans, names = scans + 1, now
         if not alive(owner):
             log.warning("owner %d of trainer session %d is gone; ending the session", owner, sid)
             shm |= shm_held(live_processes(pgid=sid, sid=sid))
             end_session_id(sid, grace_s)
             break
         time.sleep(poll_s)
-    remove_leftovers(shm, tmpdir)
+    remove_leftovers(shm | orphan_semaphores(since), tmpdir)
 
 
-def start_watchdog(sid: int, grace_s: float, tmpdir=None) -> int:
+def start_watchdog(sid: int, grace_s: float, tmpdir=None, since: Optional[float] = None) -> int:
     """Start `watch` for this process as a detached grandchild; return its pid.
 
     Detached because Ray kills a worker's direct children when the worker dies; a process
@@ -209,7 +246,8 @@ def start_watchdog(sid: int, grace_s: float, tmpdir=None) -> int:
             str(sid),
             str(os.getpid()),
             str(grace_s),
-            *([str(tmpdir)] if tmpdir else []),
+            str(tmpdir or "-"),
+            str(since if since is not None else "-"),
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -305,4 +343,5 @@ if __name__ == "__main__":
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     logging.basicConfig(level=logging.WARNING, format="archer-sweep watchdog: %(message)s")
-    watch(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), *sys.argv[4:5])
+    tmp, since = (None if a == "-" else a for a in (sys.argv[4:6] + ["-", "-"])[:2])
+    watch(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), tmp, float(since) if since else None)
