@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,29 @@ def test_probe_of_a_non_command_spec_is_one_line(tmp_path):
     assert res.stderr.strip() == (
         "error: probe: trainable.backend is 'tiny'; probe runs external trainers (backend: command)"
     )
+
+
+def test_a_sweep_on_a_key_the_trainer_never_logs_errors_at_step_1_naming_it(tmp_path):
+    """The whole path (spec rules → each trial's `watch` → the trainer's first report): the
+    trial is `error` with one line naming rule and key, not `stopped:nan` after its start-up."""
+    criteria = [ENTROPY, {"name": "drift", "metric": "actor/ppo_kl", "op": ">", "value": 1, "verdict": "bad"}]
+    path = spec(tmp_path, criteria)
+    text = yaml.safe_load(path.read_text())
+    text["trainable"]["config"]["total_steps"] = 4
+    text.update(resources={"cpu": 1, "gpu": 0}, tracking={"wandb": {"mode": "disabled"}})
+    path.write_text(yaml.safe_dump(text, sort_keys=False))
+    res = subprocess.run(
+        [sys.executable, "-m", "archer_sweep.cli", "run", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 1, res.stdout[-2000:] + res.stderr[-2000:]
+    rows = (tmp_path / "results" / "probe-fake" / "verdicts.jsonl").read_text().splitlines()
+    (row,) = [json.loads(x) for x in rows]
+    assert row["verdict"] == "error"
+    assert row["reason"].startswith(
+        "trainable.backends.command.UnreportedMetric: rule `drift` watches `actor/ppo_kl`, which "
+        "the trainer does not report (step 1; it reports 12 keys: actor/entropy, "
+    ), row["reason"]
