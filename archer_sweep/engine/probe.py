@@ -9,8 +9,8 @@ finds is one `ProbeReport`: rows for the table and one line per problem:
   can never judge;
 - time to the first step and per step after it;
 - the session kill: processes in the trainer's session before and after;
-- leftovers: /dev/shm entries that appeared during the probe and are still there, and the
-  trial's TMPDIR.
+- leftovers: /dev/shm entries that appeared during the probe and are still there, held by
+  no process (another program's live segments are not the trainer's), and the trial's TMPDIR.
 With `tiny`, the model and data are the CPU-verl kit's tiny Qwen3 and its rows
 (`.venv-verl/tiny-qwen3`, built by scripts/verl-cpu-setup.sh), so the probe runs on a CPU box.
 """
@@ -26,7 +26,7 @@ from typing import Any, Optional
 
 from archer_sweep.errors import UserError
 from archer_sweep.spec.space import apply_params, base_config
-from trainable.backends.command_proc import SHM_DIR, live_processes
+from trainable.backends.command_proc import SHM_DIR, live_processes, shm_held
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,15 @@ def watched(spec: Any) -> dict[str, str]:
     return {**{r.name: r.metric for r in spec.rules()}, "search.metric": spec.search.metric}
 
 
+def unheld(names: set[str]) -> set[str]:
+    """Of new /dev/shm entries, those no live process holds: the trainer's processes are gone,
+    so an entry still held belongs to another program on the machine (a database, another
+    trial), not to what the probe left behind."""
+    pids = [int(e) for e in os.listdir("/proc") if e.isdigit()]
+    held = {Path(p).name for p in shm_held(pids)}
+    return {n for n in names if n not in held}
+
+
 def _shm() -> set[str]:
     try:
         return set(os.listdir(SHM_DIR))
@@ -119,7 +128,7 @@ def run_probe(spec: Any, trial_dir: Path, tiny: bool = False, steps: int = 2) ->
         f"{after} trainer processes survived the end of its session" if after else None,
     )
     time.sleep(0.5)  # the watchdog removes what the session held once it is empty
-    left = sorted(_shm() - shm_before)
+    left = sorted(unheld(_shm() - shm_before))
     if tmpdir is not None and Path(tmpdir).exists():
         left.append(str(tmpdir))
     report.add(
