@@ -60,7 +60,7 @@ def test_probe_passes_on_the_kit_sweep(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     rows = {ln.split("  ")[1].strip(): ln for ln in res.stdout.splitlines()[1:]}
     assert "yes" in rows["overrides accepted"]
-    assert rows["watched metrics seen"].endswith("actor/entropy, critic/score/mean")
+    assert rows["watched metrics seen"].endswith("actor/entropy, actor/kl_loss, critic/score/mean")
     assert rows["session kill"].endswith(" 0 left") and rows["leftovers"].endswith("none")
     assert left_since(before) == set() and trainer_sessions_alive() == []
 
