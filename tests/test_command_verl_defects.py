@@ -14,7 +14,7 @@ import pytest
 
 from tests.test_command_backend import assert_session_gone, record, trainer
 from trainable import metrics as M
-from trainable.backends.command import UnreportedMetric
+from trainable.backends.command_attempt import UnreportedMetric
 from trainable.backends.command_config import DEFAULT_TIMEOUT_S, CommandConfig
 from trainable.backends.command_proc import FileTail
 

@@ -132,6 +132,6 @@ def test_a_sweep_on_a_key_the_trainer_never_logs_errors_at_step_1_naming_it(tmp_
     (row,) = [json.loads(x) for x in rows]
     assert row["verdict"] == "error"
     assert row["reason"].startswith(
-        "trainable.backends.command.UnreportedMetric: rule `drift` watches `actor/ppo_kl`, which "
+        "trainable.backends.command_attempt.UnreportedMetric: rule `drift` watches `actor/ppo_kl`, which "
         "the trainer does not report (step 1; it reports 12 keys: actor/entropy, "
     ), row["reason"]

@@ -20,7 +20,6 @@ import math
 import os
 import queue
 import re
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,12 @@ from typing import Any, Optional
 
 from trainable import metrics as M
 from trainable.backends import verl_logs
+from trainable.backends.command_attempt import (
+    UnreportedMetric,
+    set_aside,
+    short_tmp_root,
+    unreported_message,
+)
 from trainable.backends.command_config import CommandConfig, flatten
 from trainable.backends.command_proc import (
     FileTail,
@@ -61,33 +66,6 @@ _RAY_WORKER_VARS = (
 
 class TrainerExited(RuntimeError):
     """The external trainer died (non-zero exit) or stopped reporting."""
-
-
-class UnreportedMetric(ValueError):
-    """A rule watches a key the trainer's first report does not carry (it never will)."""
-
-
-#: keys logged only every `trainer.test_freq` steps (verl's validation): not checked at step 1
-_PERIODIC_PREFIXES = ("val-", "val/")
-
-
-def unreported_message(watch: dict[str, str], reported: set[str], step: int) -> Optional[str]:
-    """One line naming each (rule, key) of `watch` the report lacks, and the keys it has;
-    None when every watched key is there."""
-    missing = [
-        (rule, key)
-        for rule, key in watch.items()
-        if key not in reported and not key.startswith(_PERIODIC_PREFIXES)
-    ]
-    if not missing:
-        return None
-    what = "; ".join(f"rule `{rule}` watches `{key}`" for rule, key in missing)
-    keys = ", ".join(sorted(reported - {M.STEP}))
-    return (
-        f"{what}, which the trainer does not report (step {step}; it reports "
-        f"{len(reported - {M.STEP})} keys: {keys}); "
-        "map a key it logs with metric_map or drop the rule"
-    )
 
 
 def hydra_value(value: Any) -> str:
@@ -243,9 +221,9 @@ class CommandTrainer:
         # Short (Ray puts its sockets in TMPDIR/ray/session_…/sockets, and a unix socket path
         # allows 107 bytes: not below the sweep worker's own TMPDIR), unique per launch,
         # removed with the session.
-        self._tmpdir = Path(tempfile.mkdtemp(prefix=f"as-{self.trial_id[-8:]}-", dir=_short_tmp_root()))
+        self._tmpdir = Path(tempfile.mkdtemp(prefix=f"as-{self.trial_id[-8:]}-", dir=short_tmp_root()))
         if self.config.metrics.source == "jsonl":
-            self._stale = self._earlier_records(_set_aside(self._metrics_path()))
+            self._stale = self._earlier_records(set_aside(self._metrics_path()))
         cwd = str(Path(_origin_dir(), self.config.cwd or "."))
         argv = self.argv()
         log.info("launching trainer for trial %s: %s (cwd %s)", self.trial_id, argv, cwd)
@@ -437,21 +415,3 @@ class CommandTrainer:
             self._watchdog_pid = 0
         remove_leftovers(held, str(self._tmpdir) if self._tmpdir else None)
         self._tmpdir = None
-
-
-def _short_tmp_root() -> str:
-    return "/tmp" if os.access("/tmp", os.W_OK) else tempfile.gettempdir()
-
-
-def _set_aside(path: Path) -> Optional[Path]:
-    """Rename an earlier attempt's metrics file to `<name>.<n>` and return the new path, so
-    that the relaunched trainer's tail reads only its own lines: verl reopens the file with
-    `wb` only when `fit()` starts, minutes later, and would otherwise be read from past its end."""
-    if not path.exists():
-        return None
-    n = 1
-    while path.with_name(f"{path.name}.{n}").exists():
-        n += 1
-    aside = path.with_name(f"{path.name}.{n}")
-    shutil.move(str(path), str(aside))
-    return aside
