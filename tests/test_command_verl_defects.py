@@ -189,3 +189,21 @@ def test_the_last_error_line_skips_hydras_closing_hint_and_rays_prefix():
         "ray.exceptions.RayTaskError(RuntimeError): boom"
     )
     assert last_error_line(["training finished"]) is None
+
+
+def test_a_live_semaphore_of_another_program_is_never_removed(tmp_path):
+    """glibc maps a semaphore under a temp name it then renames: holders are matched by inode
+    (by name, vLLM's live EngineCore semaphore created during another session was removed)."""
+    import multiprocessing
+
+    t = trainer(tmp_path, total_steps=2, overrides={"fake.shm": 1, "fake.step_s": 0.3})
+    t.step()
+    lock = multiprocessing.get_context("spawn").Lock()  # created after the trainer's launch
+    sem = Path("/dev/shm", "sem." + lock._semlock.name.lstrip("/"))
+    assert sem.exists()
+    while not t.done():
+        t.step()
+    t.close()
+    assert sem.exists()  # held by this process: not the trial's leak
+    assert _fake_shm() == set()  # the trial's own (its unheld sem.mp-fake*, its psm segment) are gone
+    del lock

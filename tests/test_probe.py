@@ -22,7 +22,7 @@ def spec(tmp_path: Path, criteria: list[dict], **config) -> Path:
             "config": {
                 "argv": FAKE,
                 "overrides": {
-                    "fake.step_s": 0.05,
+                    "fake.step_s": 0.3,  # the watchdog polls every 0.5 s: it sees the segment held
                     "fake.record": True,
                     "fake.shm": 1,
                     **config.pop("overrides", {}),

@@ -129,41 +129,48 @@ SHM_DIR = "/dev/shm"
 
 
 def shm_held(pids: list[int], shm_dir: str = SHM_DIR, maps: bool = True) -> set[str]:
-    """Paths under `shm_dir` that the processes have open (and, with `maps`, mapped);
-    deleted ones excluded."""
+    """Entries of `shm_dir` that the processes have open (and, with `maps`, mapped), matched
+    by inode, not by name: glibc's `sem_open` maps a temp file it then renames, so a live
+    semaphore's mapping is listed under another, deleted name."""
     prefix = shm_dir.rstrip("/") + "/"
-    held: set[str] = set()
+    inodes: set[int] = set()
     for pid in pids:
         try:
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 try:
-                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(prefix):
+                        inodes.add(os.stat(f"/proc/{pid}/fd/{fd}").st_ino)
                 except OSError:
                     continue
-                if target.startswith(prefix) and not target.endswith(" (deleted)"):
-                    held.add(target)
             if maps:
-                held |= _mapped(pid, prefix)
+                inodes |= _mapped_inodes(pid, prefix)
+        except OSError:
+            continue
+    held = set()
+    for name in _listing(shm_dir):
+        try:
+            if os.stat(prefix + name).st_ino in inodes:
+                held.add(prefix + name)
         except OSError:
             continue
     return held
 
 
-def _mapped(pid: int, prefix: str) -> set[str]:
+def _mapped_inodes(pid: int, prefix: str) -> set[int]:
     out = set()
     with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
         for line in f:
             parts = line.split(None, 5)
-            if len(parts) == 6 and parts[5].startswith(prefix) and not parts[5].endswith("(deleted)\n"):
-                out.add(parts[5].rstrip("\n"))
+            if len(parts) == 6 and parts[5].startswith(prefix):
+                out.add(int(parts[4]))
     return out
 
 
 def orphan_semaphores(since: Optional[float], shm_dir: str = SHM_DIR) -> set[str]:
     """The Python multiprocessing semaphores (`sem.mp-*`) created since `since` (the trainer's
-    launch, epoch seconds) that no process on the machine holds any more: one leaks per verl
-    run, created and closed within a second (too fast to be seen held), and an unheld named
-    semaphore is in use by no one."""
+    launch, epoch seconds) that no process on the machine holds any more (by inode): one leaks
+    per verl run when its session is killed, and an unheld named semaphore is in use by no one
+    (its creator holds it mapped until the child has opened it)."""
     if since is None:
         return set()
     sems = set()
