@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,14 @@ def cli(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
     )
 
 
-def trainer_sessions_alive() -> list[str]:
+def trainer_sessions_alive(wait_s: float = 30.0) -> list[str]:
+    deadline = time.monotonic() + wait_s
+    while (alive := _trainer_processes()) and time.monotonic() < deadline:
+        time.sleep(1.0)
+    return alive
+
+
+def _trainer_processes() -> list[str]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [ln for ln in out.splitlines() if "verl.trainer.main_ppo" in ln or "ray::WorkerDict" in ln]
 
@@ -48,10 +56,15 @@ def shm() -> set[str]:
     return set(os.listdir("/dev/shm"))
 
 
-def left_since(before: set[str]) -> set[str]:
+def left_since(before: set[str], wait_s: float = 60.0) -> set[str]:
     """New /dev/shm entries no live process holds (the machine is shared: a database's or
-    another test's live segments are not verl's)."""
-    return unheld(shm() - before)
+    another test's live segments are not verl's), once the trials' watchdogs are done: a
+    stopped trial's actor may be ended by Ray before its own cleanup, and then its watchdog
+    ends the session and removes them, seconds after the driver returned."""
+    deadline = time.monotonic() + wait_s
+    while (left := unheld(shm() - before)) and time.monotonic() < deadline:
+        time.sleep(1.0)
+    return left
 
 
 def test_probe_passes_on_the_kit_sweep(tmp_path):
