@@ -207,3 +207,14 @@ def test_a_live_semaphore_of_another_program_is_never_removed(tmp_path):
     assert sem.exists()  # held by this process: not the trial's leak
     assert _fake_shm() == set()  # the trial's own (its unheld sem.mp-fake*, its psm segment) are gone
     del lock
+
+
+def test_a_trainer_that_cannot_start_leaves_no_tmpdir(tmp_path):
+    from trainable.backends.command import TrainerExited
+
+    before = {p.name for p in Path("/tmp").glob("as-t0000x-*")}
+    t = trainer(tmp_path, trial_id="t0000x", argv=["/nonexistent/trainer-binary"])
+    with pytest.raises(TrainerExited):
+        t.step()
+    t.close()
+    assert {p.name for p in Path("/tmp").glob("as-t0000x-*")} == before

@@ -42,6 +42,7 @@ from trainable.backends.command_proc import (
     end_session,
     live_processes,
     remove_leftovers,
+    remove_tree,
     shm_held,
     spawn,
     start_watchdog,
@@ -233,6 +234,8 @@ class CommandTrainer:
         try:
             self._proc = spawn(argv, cwd, self._env())
         except OSError as exc:
+            remove_tree(self._tmpdir)  # no session, so no watchdog to remove it
+            self._tmpdir = None
             raise TrainerExited(f"could not start the trainer {argv[0]!r}: {exc}") from None
         self._watchdog_pid = start_watchdog(
             self._proc.pid, self.config.grace_period_s, self._tmpdir, launched
