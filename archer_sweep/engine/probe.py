@@ -37,6 +37,8 @@ TINY_KEYS = {
     "data.val_files": "test.parquet",
 }
 """Dotted trainable-config key → file of the kit's tiny stand-in (`--tiny`)."""
+LEFTOVER_WAIT_S = 30.0
+"""Seconds the probe gives the watchdog to remove what the ended session left."""
 PERIODIC = ("val-", "val/")
 """Keys logged every `trainer.test_freq` steps only: not expected at the first step."""
 
@@ -87,6 +89,15 @@ def unheld(names: set[str]) -> set[str]:
     return {n for n in names if n not in held}
 
 
+def _leftovers(before: set[str], wait_s: float = LEFTOVER_WAIT_S) -> set[str]:
+    """New unheld /dev/shm entries, once the trainer's watchdog had `wait_s` to remove them
+    (it scans every process's mappings for unheld semaphores: seconds on a busy machine)."""
+    deadline = time.monotonic() + wait_s
+    while (left := unheld(_shm() - before)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
 def _shm() -> set[str]:
     try:
         return set(os.listdir(SHM_DIR))
@@ -127,8 +138,7 @@ def run_probe(spec: Any, trial_dir: Path, tiny: bool = False, steps: int = 2) ->
         f"{before} processes running, {after} left",
         f"{after} trainer processes survived the end of its session" if after else None,
     )
-    time.sleep(0.5)  # the watchdog removes what the session held once it is empty
-    left = sorted(unheld(_shm() - shm_before))
+    left = sorted(_leftovers(shm_before))
     if tmpdir is not None and Path(tmpdir).exists():
         left.append(str(tmpdir))
     report.add(
