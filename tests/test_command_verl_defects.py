@@ -133,9 +133,9 @@ def _fake_shm() -> set[str]:
 
 @pytest.mark.parametrize("how", ["stopped", "finished"])
 def test_the_trials_shm_segments_and_tmpdir_are_removed_when_its_session_ends(tmp_path, how):
-    foreign = Path("/dev/shm/psm_fake_other_trial")
+    foreign = Path(f"/dev/shm/psm_fake_other_trial_{os.getpid()}")
     foreign.write_bytes(b"y")
-    older_sem = Path("/dev/shm/sem.mp-fake-older")  # unheld, but there before the session
+    older_sem = Path(f"/dev/shm/sem.mp-fake-older{os.getpid()}")  # unheld, there before the session
     older_sem.write_bytes(b"z")
     time.sleep(0.2)
     try:
