@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Optional
 
 from archer_sweep.engine import libcompat, tune_state
+from archer_sweep.engine.runner import TUNER_FILE
 from archer_sweep.errors import UserError
 from archer_sweep.results.durable import atomic_write
-from archer_sweep.results.sweepdir import SPEC_FILE
+from archer_sweep.results.sweepdir import SPEC_FILE, STUDY_FILE, VERDICTS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,20 @@ def recover(sweep_dir: Path, name: str, storage: Path) -> None:
             f"trials stay in verdicts.jsonl and study.db (`archer-sweep analyze {sweep_dir}`); to run "
             f"the sweep again, `archer-sweep run {sweep_dir / SPEC_FILE} --name {name}-2 --storage {storage}`"
         )
+
+
+def set_aside_unstarted(sweep_dir: Path) -> None:
+    """Before `run`: a sweep stopped before Tune saved its first state (no saved state, no
+    verdict) left only `tuner.pkl` and the study of its unstarted trials; set them aside so
+    that `run` starts it again, as `resume` tells."""
+    sweep_dir = Path(sweep_dir)
+    if tune_state.sessions(sweep_dir) or (sweep_dir / VERDICTS_FILE).exists():
+        return
+    stale = [sweep_dir / f for f in (TUNER_FILE, STUDY_FILE) if (sweep_dir / f).exists()]
+    for path in stale:
+        path.rename(path.with_name(path.name + UNUSABLE_SUFFIX))
+    if stale:
+        log.info("%s: set aside what a run stopped before its first saved state left", sweep_dir)
 
 
 def never_saved(sweep_dir: Path, name: str, storage: Path) -> str:

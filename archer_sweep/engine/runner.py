@@ -22,6 +22,7 @@ import yaml
 from archer_sweep.engine.verdicts import VerdictStore
 from archer_sweep.engine.wandb_log import DriverWandbLoggerCallback
 from archer_sweep.errors import UserError
+from archer_sweep.results.durable import atomic_write
 from archer_sweep.results.replay import BACKEND as REPLAY_BACKEND
 from archer_sweep.results.sweepdir import LOCK_FILE, SPEC_FILE, get_dotted, study_url
 from archer_sweep.spec.space import (
@@ -79,19 +80,12 @@ class SweepLock:
 
 def write_spec(spec, sweep_dir: Path) -> None:
     data = spec.model_dump(mode="json", exclude_unset=True)  # loads back through load_spec
-    tmp = sweep_dir / (SPEC_FILE + ".tmp")
-    try:  # never a half-written spec.yaml (full disk): resume depends on it
-        tmp.write_text(
-            "# resolved spec of this sweep (written by archer-sweep run)\n"
-            + yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
-            encoding="utf-8",
-        )
-        os.replace(tmp, sweep_dir / SPEC_FILE)
+    text = "# resolved spec of this sweep (written by archer-sweep run)\n" + yaml.safe_dump(
+        data, sort_keys=False, allow_unicode=True
+    )
+    try:  # never a half-written spec.yaml (full disk, a kill): resume depends on it
+        atomic_write(sweep_dir / SPEC_FILE, text)
     except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
         raise unwritable(sweep_dir, exc) from None
 
 

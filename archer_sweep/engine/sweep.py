@@ -56,9 +56,10 @@ def with_overrides(spec: SweepSpec, name: Optional[str], storage: Optional[Path]
 
 
 def run(spec, live: bool = True) -> int:
-    from archer_sweep.engine import runner, study  # lazy: Ray loads only after the spec is valid
+    from archer_sweep.engine import recover, runner, study  # lazy: Ray loads only after the spec is valid
 
     sweep_dir = runner.sweep_dir_of(spec)
+    recover.set_aside_unstarted(sweep_dir)
     leftovers = [f for f in (runner.TUNER_FILE, VERDICTS_FILE, STUDY_FILE) if (sweep_dir / f).exists()]
     if leftovers:
         raise UserError(

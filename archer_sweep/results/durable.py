@@ -1,12 +1,14 @@
 """Writing the files of a sweep dir so that a kill at any moment leaves the old or the new
 content, never a mix: `atomic_write` (temp file, fsync, rename, fsync of the directory) for
-whole files, `complete_lines` for the JSONL files that are appended to."""
+whole files; for the JSONL files that are appended to, `mend_tail` before an append (a line a
+kill cut short is dropped, not glued to the next one) and `complete_lines` when copying."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
@@ -39,3 +41,17 @@ def complete_lines(data: bytes) -> bytes:
     """`data` up to and including its last newline: a line cut by a kill is dropped."""
     end = data.rfind(b"\n")
     return data[: end + 1] if end >= 0 else b""
+
+
+def mend_tail(f: BinaryIO) -> None:
+    """`f` is open for appending: cut a last line that has no newline (torn by a kill)."""
+    end = f.seek(0, os.SEEK_END)
+    if end == 0:
+        return
+    with open(f.name, "rb") as r:
+        r.seek(max(0, end - 1))
+        if r.read(1) == b"\n":
+            return
+        r.seek(0)
+        keep = len(complete_lines(r.read()))
+    f.truncate(keep)
