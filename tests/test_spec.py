@@ -159,7 +159,7 @@ CASES = [
     pytest.param(
         {6: "    trainer: {total_step: 60}"},
         (),
-        "s.yaml:6: trainable.config.trainer.total_step: unknown key; did you mean `total_steps`? (expected one of total_steps, seed, save_freq, threads)",
+        "s.yaml:6: trainable.config.trainer.total_step: unknown key; did you mean `total_steps`? (expected one of total_steps, seed, save_freq, threads, test_freq, val_before_train)",
         id="trainer_unknown_key",
     ),
     pytest.param(
