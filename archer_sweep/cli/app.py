@@ -142,9 +142,18 @@ def backtest(
     history: list[Path] = typer.Argument(..., help="History file(s) or results dirs."),
     spec: Path = typer.Option(..., "--spec", help="Spec whose criteria and objective to replay."),
     json_: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    outcome: Optional[str] = typer.Option(
+        None,
+        "--outcome",
+        help="Also score each policy by this key's best value per run (higher is better, e.g. "
+        "val-core/archer-sweep/arithmetic/reward/mean@1): outcome-regret and outcome-false-stops.",
+    ),
+    within: float = typer.Option(
+        0.0, "--within", help="With --outcome: runs within this of the best outcome count as top runs."
+    ),
 ) -> None:
     """Replay recorded runs under the spec's criteria, ASHA, median and no stopping."""
-    _call("backtest", history=history, spec=spec, as_json=json_)
+    _call("backtest", history=history, spec=spec, as_json=json_, outcome=outcome, within=within)
 
 
 def main() -> None:
