@@ -156,6 +156,45 @@ def backtest(
     _call("backtest", history=history, spec=spec, as_json=json_, outcome=outcome, within=within)
 
 
+@app.command()
+def calibrate(
+    history: list[Path] = typer.Argument(..., help="History file(s) or results dirs of past runs."),
+    spec: Path = typer.Option(..., "--spec", help="Spec whose rules to fit."),
+    outcome: str = typer.Option(
+        ...,
+        "--outcome",
+        help="Outcome key (higher is better), e.g. val-core/archer-sweep/arithmetic/reward/mean@1.",
+    ),
+    within: float = typer.Option(
+        0.0, "--within", help="Runs within this of the best outcome are the top runs to keep."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "-o", "--out", help="Write the fitted spec here (default: print it)."
+    ),
+    form: str = typer.Option(
+        "auto",
+        "--form",
+        help="fixed: fit value/between; relative: fit them × the run's start (relative_to: start, "
+        "carries over to a model on another scale); auto: relative unless fixed saves more steps.",
+    ),
+    margin: float = typer.Option(
+        0.1, "--margin", help="Move each fitted threshold this share further from the top runs."
+    ),
+) -> None:
+    """Fit the spec's thresholds to past runs with an outcome: per rule, runs stopped, top runs
+    lost, steps saved; then thresholds that lose no top run, written as a spec."""
+    _call(
+        "calibrate",
+        history=history,
+        spec=spec,
+        outcome=outcome,
+        within=within,
+        out=out,
+        form=form,
+        margin=margin,
+    )
+
+
 def main() -> None:
     # Idle OpenMP threads sleep instead of spinning (read when torch loads, so before it is
     # imported; Ray's workers inherit it): with more torch threads than free cores (the warm

@@ -475,3 +475,8 @@ def evaluate(
         if v is not None:
             return v
     return tracker.finish() if finished else None
+
+
+def judged_value(rule: Rule, reports: Sequence[Mapping[str, float]]) -> float:
+    """The value `rule` judges at the last of `reports` (its window mean for `window > 1`)."""
+    return _judged_value(rule, reports)
