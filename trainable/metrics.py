@@ -53,6 +53,11 @@ TIME_VAL = "timing_s/testing"
 TINY_DATA_SOURCE = "archer-sweep/arithmetic"
 TINY_VAL_SCORE = f"{VAL_CORE}/{TINY_DATA_SOURCE}/reward/mean@1"
 
+#: With `search.objective_reduce: best`: the objective's value signed so that larger is better
+#: (−inf where a report lacks it), Ray's `checkpoint_score_attribute`: checkpoints are kept
+#: by it, so the best step's checkpoint survives `checkpoint.num_to_keep`.
+CHECKPOINT_SCORE = "checkpoint/score"
+
 #: The `replay` backend: how far the played recording lies from the trial's own params
 #: (normalised, log scale for positive values), and each snapped param under `replay/<key>`.
 REPLAY_DISTANCE = "replay/distance"
