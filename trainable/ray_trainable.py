@@ -77,6 +77,8 @@ class GRPOTrainable(tune.Trainable):
         if score > self._best:
             self._best = score
             result[tune.result.SHOULD_CHECKPOINT] = True
+            if hasattr(self.trainer, "keep_best"):  # an external trainer's own checkpoint
+                self.trainer.keep_best(int(result.get(M.STEP, self.iteration + 1)))
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         self.trainer.save(checkpoint_dir)
