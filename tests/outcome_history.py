@@ -33,6 +33,7 @@ def _run(model: str, kind: str, start: float, t: int) -> tuple[float, float]:
 
 KINDS = ("top0", "top1", "top2", "mid", "collapse", "runaway")
 SCALES = {"A": 3.0, "B": 1.0}
+COEFF = dict(zip(KINDS, (0.001, 0.002, 0.003, 0.004, 0.005, 0.006)))
 
 
 def lines(model: str) -> list[dict]:
@@ -43,7 +44,8 @@ def lines(model: str) -> list[dict]:
             metrics = {M.ENTROPY: ent, M.SCORE_MEAN: val}
             if t % 10 == 0:
                 metrics[VAL] = val
-            out.append({"run": f"{model}-{kind}", "step": t, "params": {"model": model}, "metrics": metrics})
+            params = {"algorithm.entropy_coeff": COEFF[kind]}  # distinct: replay snaps to each run
+            out.append({"run": f"{model}-{kind}", "step": t, "params": params, "metrics": metrics})
     return out
 
 
