@@ -60,9 +60,24 @@ def test_seed_thresholds_on_the_other_model_stop_its_top_runs(tmp_path):
     assert "top runs (within 0.05 of the best): B-top2, B-top1, B-top0" in md
 
 
+def test_final_value_outcome_is_kept_only_by_running_to_the_end(tmp_path):
+    hist, spec = H.write(tmp_path / "b.jsonl", "B"), H.write_spec(tmp_path / "s.yaml")
+    args = ["--outcome", H.VAL, "--within", 0.5, "--outcome-reduce", "last", "--json"]
+    out = json.loads(_cli("backtest", hist, "--spec", spec, *args).stdout)
+    pol = {p["policy"]: p for p in out["policies"]}
+    # the collapse, stopped at step 10, kept its best (step 10) above, but not its final value
+    assert "B-collapse" in pol["criteria"]["outcome_false_stops"]
+    assert pol["criteria"]["outcome_kept_best"] == pytest.approx(0.3 - 0.25)  # only the runaway ran on
+    assert out["outcome"]["reduce"] == "last"
+
+
 @pytest.mark.parametrize(
     ("args", "text"),
     [
+        (
+            ["--outcome", H.VAL, "--outcome-reduce", "max"],
+            "error: --outcome-reduce: unknown 'max' (expected one of best, last)\n",
+        ),
         (
             ["--outcome", "val-core/nope"],
             f"error: --outcome: no run reports val-core/nope (expected e.g. {H.VAL})\n",

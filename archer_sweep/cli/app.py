@@ -145,15 +145,29 @@ def backtest(
     outcome: Optional[str] = typer.Option(
         None,
         "--outcome",
-        help="Also score each policy by this key's best value per run (higher is better, e.g. "
+        help="Also score each policy by this key per run (higher is better, e.g. "
         "val-core/archer-sweep/arithmetic/reward/mean@1): outcome-regret and outcome-false-stops.",
     ),
     within: float = typer.Option(
         0.0, "--within", help="With --outcome: runs within this of the best outcome count as top runs."
     ),
+    outcome_reduce: str = typer.Option(
+        "best",
+        "--outcome-reduce",
+        help="best: a run's outcome is its best value of KEY, kept by a stop at or after that step "
+        "(best checkpoints); last: its final value, kept only by running to the end.",
+    ),
 ) -> None:
     """Replay recorded runs under the spec's criteria, ASHA, median and no stopping."""
-    _call("backtest", history=history, spec=spec, as_json=json_, outcome=outcome, within=within)
+    _call(
+        "backtest",
+        history=history,
+        spec=spec,
+        as_json=json_,
+        outcome=outcome,
+        within=within,
+        outcome_reduce=outcome_reduce,
+    )
 
 
 @app.command()
@@ -175,10 +189,17 @@ def calibrate(
         "auto",
         "--form",
         help="fixed: fit value/between; relative: fit them × the run's start (relative_to: start, "
-        "carries over to a model on another scale); auto: relative unless fixed saves more steps.",
+        "carries over to a model on another scale); auto: relative where every run starts the "
+        "metric above 0 and within 2x of each other (a scale the model sets), else fixed.",
     ),
     margin: float = typer.Option(
         0.1, "--margin", help="Move each fitted threshold this share further from the top runs."
+    ),
+    outcome_reduce: str = typer.Option(
+        "best",
+        "--outcome-reduce",
+        help="best: a run's outcome is its best value of KEY, kept by a stop at or after that step "
+        "(best checkpoints); last: its final value, kept only by running to the end.",
     ),
 ) -> None:
     """Fit the spec's thresholds to past runs with an outcome: per rule, runs stopped, top runs
@@ -192,6 +213,7 @@ def calibrate(
         out=out,
         form=form,
         margin=margin,
+        outcome_reduce=outcome_reduce,
     )
 
 

@@ -150,6 +150,8 @@ def _outcome_note(bt: Backtest) -> str:
 
 def outcome_spec(runs, key: str, within: float, reduce: str = "best") -> oc.OutcomeSpec:
     """The `--outcome` settings, checked against the runs (exit 2 on bad input)."""
+    if reduce not in oc.REDUCES:
+        raise UserError(f"--outcome-reduce: unknown {reduce!r} (expected one of {', '.join(oc.REDUCES)})")
     if not math.isfinite(within) or within < 0:
         raise UserError(f"--within: {within:g} is not a distance (expected a number >= 0)")
     if not any(r.series(key)[0] for r in runs):
@@ -165,6 +167,7 @@ def main(
     as_json: bool = False,
     outcome: str | None = None,
     within: float = 0.0,
+    outcome_reduce: str = "best",
 ) -> int:
     sweep = read_spec(spec)
     runs = load_histories(history)
@@ -172,7 +175,7 @@ def main(
         raise UserError(f"{', '.join(map(str, history))}: no run with any reports")
     if outcome is None and within:
         raise UserError("--within: given without --outcome (expected --outcome KEY)")
-    scored = outcome_spec(runs, outcome, within) if outcome is not None else None
+    scored = outcome_spec(runs, outcome, within, outcome_reduce) if outcome is not None else None
     bt = backtest(runs, sweep.rules(), settings_from_spec(sweep), outcome=scored)
     out = to_json(bt) if as_json else to_markdown(bt)
     if sweep.search.repeats is not None:  # judged per seed, then per config as live

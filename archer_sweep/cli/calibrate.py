@@ -104,6 +104,7 @@ def main(
     out: Optional[Path] = None,
     form: str = "auto",
     margin: float = 0.1,
+    outcome_reduce: str = "best",
 ) -> int:
     sweep = read_spec(spec)
     runs = [r for r in load_histories(history) if r.steps]
@@ -113,7 +114,7 @@ def main(
         raise UserError(f"--form: unknown form {form!r} (expected one of {', '.join(cal.FORMS)})")
     if not 0 <= margin < 1:
         raise UserError(f"--margin: {margin:g} is not a share (expected 0 <= margin < 1)")
-    o = outcome_spec(runs, outcome, within)
+    o = outcome_spec(runs, outcome, within, outcome_reduce)
     fits = cal.calibrate(sweep.rules(), runs, o, form, margin)
     top = oc.top_runs([oc.run_outcome(r, o) for r in runs], o.within)
     typer.echo(to_markdown(fits, top, o))
