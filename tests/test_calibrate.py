@@ -77,7 +77,7 @@ def test_auto_prefers_the_relative_form_and_comments_each_rule(world):
     comments = [line.strip() for line in text.splitlines() if line.strip().startswith("# entropy")]
     assert len(comments) == 2
     assert comments[1].startswith(
-        "# entropy_low: closest a top run comes before its best 0.52 × start; margin 0.1."
+        "# entropy_low: closest a top run comes before its outcome step 0.52 × start; margin 0.1."
     )
     assert "Fitted on 6 runs, 3 top (best " + H.VAL + " within 0.05 of the best)" in comments[1]
     assert all(r.relative_to == "start" for r in load_spec(spec).rules())

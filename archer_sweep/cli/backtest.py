@@ -144,7 +144,7 @@ def _outcome_note(bt: Backtest) -> str:
     return (
         f"\nOutcome: {bt.outcome.reduce} {bt.outcome.key} of each run; top runs (within "
         f"{bt.outcome.within:g} of the best): {', '.join(top) or 'none'}. A stop keeps a run's "
-        "outcome when it comes at or after the run's best step (its checkpoint kept).\n"
+        "outcome when it comes at or after the step of that outcome (with best: its checkpoint kept).\n"
     )
 
 

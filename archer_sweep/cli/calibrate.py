@@ -91,7 +91,7 @@ def to_markdown(fits: Sequence[cal.RuleFit], top: list[str], o: oc.OutcomeSpec) 
     head += ["fitted", "ends", "top runs lost", "steps saved", "fitted on"]
     intro = (
         f"Top runs ({o.reduce} {o.key} within {o.within:g} of the best): "
-        f"{', '.join(top) or 'none'}. A top run is lost when a rule ends it before its best step.\n\n"
+        f"{', '.join(top) or 'none'}. A top run is lost when a rule ends it before the step of its outcome.\n\n"
     )
     return intro + md_table(head, rows) + "\n"
 

@@ -164,7 +164,7 @@ def _fit_one(
         value = None if b is None else _away(b, margin, not low)
     if value is None:
         return None, "no top run is judged by it before its best step"
-    what = "worst judged value" if good else "closest a top run comes before its best"
+    what = "worst judged value" if good else "closest a top run comes before its outcome step"
     unit = " × start" if relative else ""
     return replace(rule, value=value, relative_to="start" if relative else None), f"{what} {b:.3g}{unit}"
 
