@@ -131,7 +131,11 @@ def last_value(run: Run, metric: str) -> Optional[float]:
 def band(metric: str, rules: Sequence[Rule]) -> Optional[tuple[float, float]]:
     """The good `between` band of a metric, if a good rule gives one."""
     return next(
-        (r.between for r in rules if r.metric == metric and r.verdict == "good" and r.between is not None),
+        (
+            r.between
+            for r in rules
+            if r.metric == metric and r.verdict == "good" and r.between is not None and r.relative_to is None
+        ),
         None,
     )
 
