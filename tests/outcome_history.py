@@ -55,7 +55,7 @@ def write(path: Path, *models: str) -> Path:
 
 
 SPEC = """name: outcomes
-trainable: {backend: tiny, config: {trainer: {total_steps: 60}}}
+trainable: {backend: tiny, config: {trainer: {total_steps: 60, test_freq: 10}, data: {val_size: 16}}}
 search: {metric: critic/score/mean, mode: max, num_samples: 1}
 criteria:
   # the seed's thresholds, fitted on another model

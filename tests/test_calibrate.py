@@ -105,6 +105,27 @@ def test_good_rules_are_fitted_so_every_top_run_meets_them(world):
     )
 
 
+def test_drop_rules_are_fitted_to_the_largest_fall_of_a_top_run(world):
+    extra = f"  - {{name: val_drop, metric: {H.VAL}, drop: 0.2}}\n"
+    H.write_spec(world["spec"], H.SPEC + extra)
+    _, text = _calibrate(world, "auto")  # A's top runs only rise: nothing to fit on
+    assert "| val_drop |" in text and "kept as given: no top run falls before its best" in text
+    # a top run that dips 0.02 before its best, and a run that falls 0.25
+    dip = [("top", [0.3, 0.28, 0.4]), ("fall", [0.3, 0.1, 0.05])]
+    lines = [
+        {"run": rid, "step": 10 * (i + 1), "params": {}, "metrics": {H.VAL: v, "actor/entropy": 3.0}}
+        for rid, vals in dip
+        for i, v in enumerate(vals)
+    ]
+    world["a"].write_text("".join(json.dumps(x) + "\n" for x in lines))
+    spec, text = _calibrate(world, "auto")
+    drop = next(r for r in load_spec(spec).rules() if r.name == "val_drop")
+    assert drop.drop == pytest.approx(0.022)  # the dip, 10 % further
+    given = f"| val_drop | {H.VAL} falls 0.2 below its best (any step) | 1 (fall) | 0 | 0 |"
+    fitted = f" {H.VAL} falls 0.022 below its best (any step) | 1 (fall) | 0 | 10 |"  # stops at step 20
+    assert given + fitted in text
+
+
 @pytest.mark.parametrize(
     ("args", "text"),
     [

@@ -77,7 +77,7 @@ def analyze(
     directory: Path = typer.Argument(..., help="Results directory of a sweep."),
     json_: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Per-trial table: params, status, verdict, stop reason, last/best key metrics."""
+    """Per-trial table: params, status, verdict, stop reason, result (objective) and its step, last/best metrics."""
     _call("analyze", directory=directory, as_json=json_)
 
 
