@@ -250,7 +250,7 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
         metric=s.metric,
         mode=s.mode,
         store=store,
-        base_config=base_config(spec),
+        base_config=trial_base_config(spec),
         sampler=sampler,
         storage_url=spec.storage.study or study_url(sweep_dir),
         study_name=spec.name,
@@ -286,6 +286,36 @@ def resourced_trainable(spec):
     return tune.with_resources(GRPOTrainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
+def keeps_best(spec) -> bool:
+    """`search.objective_reduce: best`: the best objective step is the trial's result and its
+    checkpoint is kept (scored by `checkpoint/score`, checkpointed whenever a new best comes)."""
+    return spec.search.objective_reduce == "best"
+
+
+def trial_base_config(spec) -> dict:
+    """`base_config` plus what the Ray trainable itself reads (`_keep_best`)."""
+    from trainable.ray_trainable import KEEP_BEST
+
+    config = base_config(spec)
+    if keeps_best(spec):
+        config[KEEP_BEST] = {"metric": spec.search.metric, "mode": spec.search.mode}
+    return config
+
+
+def checkpoint_config(spec):
+    from ray import tune
+
+    from trainable import metrics as M
+
+    score = {"checkpoint_score_attribute": M.CHECKPOINT_SCORE, "checkpoint_score_order": "max"}
+    return tune.CheckpointConfig(
+        checkpoint_frequency=spec.checkpoint.frequency,
+        checkpoint_at_end=True,
+        num_to_keep=spec.checkpoint.num_to_keep,
+        **(score if keeps_best(spec) else {}),
+    )
+
+
 def make_tuner(spec, sweep_dir: Path, live: bool = True):
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -304,11 +334,7 @@ def make_tuner(spec, sweep_dir: Path, live: bool = True):
         storage_path=str(sweep_dir.parent),
         verbose=0,
         callbacks=parts.callbacks,
-        checkpoint_config=tune.CheckpointConfig(
-            checkpoint_frequency=spec.checkpoint.frequency,
-            checkpoint_at_end=True,
-            num_to_keep=spec.checkpoint.num_to_keep,
-        ),
+        checkpoint_config=checkpoint_config(spec),
         failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
     )
     return tune.Tuner(resourced_trainable(spec), tune_config=tune_config, run_config=run_config)

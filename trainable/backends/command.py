@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from trainable import metrics as M
-from trainable.backends import verl_logs
+from trainable.backends import command_best, verl_logs
 from trainable.backends.command_config import CommandConfig, flatten
 from trainable.backends.command_proc import (
     FileTail,
@@ -132,6 +132,11 @@ class CommandTrainer:
         self._resumed = False
         self._exit_code: Optional[int] = None
         self._last_report = time.monotonic()
+
+    def keep_best(self, step: int) -> None:
+        """The best objective step so far (from GRPOTrainable): keep the trainer's checkpoint of it."""
+        if self.config.best_checkpoint_dir:
+            command_best.keep_best(self.output_dir, self.config.best_checkpoint_dir, step)
 
     # ---- trial identity -------------------------------------------------------------
     def attach_trial(self, trial: dict[str, Any]) -> None:
