@@ -20,7 +20,7 @@ from typing import Any
 from ray import tune
 
 from trainable import metrics as M
-from trainable.trainer import build_trainer
+from trainable.trainer import WATCH_KEY, build_trainer
 
 KEEP_BEST = "_keep_best"
 """Config key (popped in setup): {"metric": objective, "mode": "max" | "min"}."""
@@ -46,6 +46,7 @@ class GRPOTrainable(tune.Trainable):
         self._trial = config.pop("_trial")
         self._keep = config.pop(KEEP_BEST, None)
         self._best = -math.inf  # the best signed objective so far (saved with checkpoints)
+        self._trial["watch"] = config.pop(WATCH_KEY, None) or {}
         self._config = config
         self._trainer = None
 

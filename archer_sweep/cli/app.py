@@ -217,6 +217,28 @@ def calibrate(
     )
 
 
+@app.command()
+def probe(
+    spec: Path = typer.Argument(..., help="Sweep spec YAML file (backend: command)."),
+    tiny: bool = typer.Option(
+        False,
+        "--tiny",
+        help="Train the CPU-verl kit's tiny Qwen3 on its rows instead of the spec's model and data.",
+    ),
+    steps: int = typer.Option(
+        2, "--steps", min=1, help="Steps to run before the trainer's session is ended."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Directory of the probe's trainer log and output."
+    ),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
+    """Run the spec's trainer for a couple of steps; report overrides accepted, watched metrics
+    seen (or rules that can never judge), time to first step, step time, the session kill and
+    leftovers. Exit 2 with one line per problem."""
+    _call("probe", spec=spec, tiny=tiny, steps=steps, overrides=set_, out=out)
+
+
 def main() -> None:
     # Idle OpenMP threads sleep instead of spinning (read when torch loads, so before it is
     # imported; Ray's workers inherit it): with more torch threads than free cores (the warm

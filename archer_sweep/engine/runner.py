@@ -33,6 +33,7 @@ from archer_sweep.spec.space import (
     to_optuna_space,
     total_steps,
 )
+from trainable.trainer import WATCH_KEY
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +251,7 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
         metric=s.metric,
         mode=s.mode,
         store=store,
-        base_config=trial_base_config(spec),
+        base_config={**trial_base_config(spec), WATCH_KEY: watched_keys(spec)},
         sampler=sampler,
         storage_url=spec.storage.study or study_url(sweep_dir),
         study_name=spec.name,
@@ -276,6 +277,15 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
             )
         )
     return Parts(store, scheduler, searcher, callbacks)
+
+
+def watched_keys(spec) -> dict[str, str]:
+    """Rule name → metric key for every rule, plus the objective (`search.metric`): handed to
+    each trial, whose trainer names at its first report any key it does not log (a live
+    trainer's missing key would otherwise stop every trial as stopped:nan). Empty for replay."""
+    if spec.trainable.backend == REPLAY_BACKEND:
+        return {}
+    return {"search.metric": spec.search.metric, **{r.name: r.metric for r in spec.rules()}}
 
 
 def resourced_trainable(spec):
