@@ -48,8 +48,10 @@ class ParamSpec(_Model):
 
 class SamplerSpec(_Model):
     type: Literal["tpe", "random", "gp", "cmaes", "qmc", "grid", "feasible"] = "tpe"
-    """Optuna sampler; `feasible`: the feasible-region model of `next` (P(healthy) from every
-    judged trial's verdict, monotone prior on entropy/KL) proposing each new trial."""
+    """Optuna sampler; `gp` is Optuna's GPSampler that also models the trials the rules stopped
+    (as infeasible points with their last report; Optuna's own GP sees COMPLETE trials only);
+    `feasible`: the feasible-region model of `next` (P(healthy) from every judged trial's
+    verdict, monotone prior on entropy/KL) proposing each new trial."""
     seed: Optional[int] = 0
     """Sampler seed (same seed ⇒ same proposals)."""
     n_startup_trials: int = Field(4, ge=0)
