@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Optional
 
 from archer_sweep.engine import libcompat, tune_state
-from archer_sweep.engine.runner import TUNER_FILE
 from archer_sweep.errors import UserError
 from archer_sweep.results.durable import atomic_write
-from archer_sweep.results.sweepdir import SPEC_FILE, STUDY_FILE, VERDICTS_FILE
+from archer_sweep.results.sweepdir import SPEC_FILE, STUDY_FILE, TUNER_FILE, VERDICTS_FILE
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from archer_sweep.engine.wandb_log import DriverWandbLoggerCallback
 from archer_sweep.errors import UserError
 from archer_sweep.results.durable import atomic_write
 from archer_sweep.results.replay import BACKEND as REPLAY_BACKEND
-from archer_sweep.results.sweepdir import LOCK_FILE, SPEC_FILE, get_dotted, study_url
+from archer_sweep.results.sweepdir import LOCK_FILE, SPEC_FILE, TUNER_FILE, get_dotted, study_url
 from archer_sweep.spec.space import (
     SEED_KEY,
     apply_params,
@@ -36,8 +36,6 @@ from archer_sweep.spec.space import (
 from trainable.trainer import WATCH_KEY
 
 log = logging.getLogger(__name__)
-
-TUNER_FILE = "tuner.pkl"
 
 
 def sweep_dir_of(spec) -> Path:
