@@ -193,6 +193,10 @@ def main(argv: list[str]) -> int:
             )
             return 3
         metrics = policy.step()
+        if step % int(a.get("trainer.save_freq", 1)) == 0:  # verl saves before it logs the step
+            os.makedirs(os.path.join(out_dir, f"global_step_{step}"), exist_ok=True)
+            with open(os.path.join(out_dir, f"global_step_{step}", "model.bin"), "w") as f:
+                f.write(f"weights of step {step}")
         if fmt in ("console", "both"):
             emit(console_line(step, metrics), noise, rng)
         if fmt in ("jsonl", "both") and sink is not None:

@@ -36,6 +36,7 @@ def _instances() -> dict[str, object]:
         "ray.tune.schedulers.AsyncHyperBandScheduler": AsyncHyperBandScheduler(metric="m", mode="max"),
         "optuna.study.Study": study,
         "optuna.trial.Trial": study.ask(),
+        "optuna.trial.FrozenTrial": study.get_trials()[0],
         "ray.air.integrations.wandb.WandbLoggerCallback": wandb_integration.WandbLoggerCallback(project="p"),
         "ray.air.integrations.wandb._WandbLoggingActor": wandb_integration._WandbLoggingActor,
         "ray.air.integrations.wandb": wandb_integration,
@@ -69,6 +70,9 @@ def test_wrappers_read_the_live_objects():
     assert not libcompat.asha_tracks(objs["ray.tune.schedulers.AsyncHyperBandScheduler"], "t0")
     study = objs["optuna.study.Study"]
     assert libcompat.stored_trial(study, objs["optuna.trial.Trial"]).state == optuna.trial.TrialState.RUNNING
+    live = libcompat.live_trial(study, objs["optuna.trial.FrozenTrial"])
+    live.set_user_attr("k", 1)  # the same stored trial, writable
+    assert study.get_trials()[0].user_attrs == {"k": 1}
 
 
 def test_enqueued_params_survive_an_empty_params_dict():

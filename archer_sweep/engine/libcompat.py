@@ -31,7 +31,9 @@ PRIVATE_ATTRS: tuple[tuple[str, str, str], ...] = (
     ("ray.tune.search.optuna.OptunaSearch", "_completed_trials", "trials already told to Optuna"),
     ("ray.tune.schedulers.AsyncHyperBandScheduler", "_trial_info", "trials ASHA already tracks"),
     ("optuna.study.Study", "_storage", "the stored state of a trial"),
+    ("optuna.study.Study", "_get_trials", "GPSampler's trial lists (engine/gp_sampler.py widens them)"),
     ("optuna.trial.Trial", "_trial_id", "the storage id of a live trial"),
+    ("optuna.trial.FrozenTrial", "_trial_id", "the storage id of a stored trial"),
     # engine/wandb_log.py subclasses Ray's W&B callback, replacing its per-trial actors
     ("ray.air.integrations.wandb.WandbLoggerCallback", "_start_logging_actor", "the seam it overrides"),
     ("ray.air.integrations.wandb.WandbLoggerCallback", "_cleanup_logging_actors", "the seam it overrides"),
@@ -56,6 +58,11 @@ def completed_of(search: Any) -> set[str]:
     return search._completed_trials
 
 
+def trials_in(study: optuna.Study, **kwargs: Any) -> list[optuna.trial.FrozenTrial]:
+    """`Study._get_trials`, the call GPSampler's `sample_relative` makes (its keywords)."""
+    return study._get_trials(**kwargs)
+
+
 def asha_tracks(asha: Any, trial_id: str) -> bool:
     return trial_id in asha._trial_info
 
@@ -69,3 +76,8 @@ def enqueued_params(frozen: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """Params of an enqueued point, also while a killed `ask()` left `params` empty:
     Optuna keeps them in the `fixed_params` system attribute until they are suggested."""
     return {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
+
+
+def live_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.Trial:
+    """A stored trial as the live `optuna.Trial` that Ray's OptunaSearch keeps per Ray trial."""
+    return optuna.trial.Trial(study, frozen._trial_id)

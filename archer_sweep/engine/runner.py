@@ -22,8 +22,9 @@ import yaml
 from archer_sweep.engine.verdicts import VerdictStore
 from archer_sweep.engine.wandb_log import DriverWandbLoggerCallback
 from archer_sweep.errors import UserError
+from archer_sweep.results.durable import atomic_write
 from archer_sweep.results.replay import BACKEND as REPLAY_BACKEND
-from archer_sweep.results.sweepdir import LOCK_FILE, SPEC_FILE, get_dotted, study_url
+from archer_sweep.results.sweepdir import LOCK_FILE, SPEC_FILE, TUNER_FILE, get_dotted, study_url
 from archer_sweep.spec.space import (
     SEED_KEY,
     apply_params,
@@ -35,8 +36,6 @@ from archer_sweep.spec.space import (
 from trainable.trainer import WATCH_KEY
 
 log = logging.getLogger(__name__)
-
-TUNER_FILE = "tuner.pkl"
 
 
 def sweep_dir_of(spec) -> Path:
@@ -80,19 +79,12 @@ class SweepLock:
 
 def write_spec(spec, sweep_dir: Path) -> None:
     data = spec.model_dump(mode="json", exclude_unset=True)  # loads back through load_spec
-    tmp = sweep_dir / (SPEC_FILE + ".tmp")
-    try:  # never a half-written spec.yaml (full disk): resume depends on it
-        tmp.write_text(
-            "# resolved spec of this sweep (written by archer-sweep run)\n"
-            + yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
-            encoding="utf-8",
-        )
-        os.replace(tmp, sweep_dir / SPEC_FILE)
+    text = "# resolved spec of this sweep (written by archer-sweep run)\n" + yaml.safe_dump(
+        data, sort_keys=False, allow_unicode=True
+    )
+    try:  # never a half-written spec.yaml (full disk, a kill): resume depends on it
+        atomic_write(sweep_dir / SPEC_FILE, text)
     except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
         raise unwritable(sweep_dir, exc) from None
 
 
@@ -257,7 +249,7 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
         metric=s.metric,
         mode=s.mode,
         store=store,
-        base_config={**base_config(spec), WATCH_KEY: watched_keys(spec)},
+        base_config={**trial_base_config(spec), WATCH_KEY: watched_keys(spec)},
         sampler=sampler,
         storage_url=spec.storage.study or study_url(sweep_dir),
         study_name=spec.name,
@@ -302,6 +294,36 @@ def resourced_trainable(spec):
     return tune.with_resources(GRPOTrainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
+def keeps_best(spec) -> bool:
+    """`search.objective_reduce: best`: the best objective step is the trial's result and its
+    checkpoint is kept (scored by `checkpoint/score`, checkpointed whenever a new best comes)."""
+    return spec.search.objective_reduce == "best"
+
+
+def trial_base_config(spec) -> dict:
+    """`base_config` plus what the Ray trainable itself reads (`_keep_best`)."""
+    from trainable.ray_trainable import KEEP_BEST
+
+    config = base_config(spec)
+    if keeps_best(spec):
+        config[KEEP_BEST] = {"metric": spec.search.metric, "mode": spec.search.mode}
+    return config
+
+
+def checkpoint_config(spec):
+    from ray import tune
+
+    from trainable import metrics as M
+
+    score = {"checkpoint_score_attribute": M.CHECKPOINT_SCORE, "checkpoint_score_order": "max"}
+    return tune.CheckpointConfig(
+        checkpoint_frequency=spec.checkpoint.frequency,
+        checkpoint_at_end=True,
+        num_to_keep=spec.checkpoint.num_to_keep,
+        **(score if keeps_best(spec) else {}),
+    )
+
+
 def make_tuner(spec, sweep_dir: Path, live: bool = True):
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -320,23 +342,26 @@ def make_tuner(spec, sweep_dir: Path, live: bool = True):
         storage_path=str(sweep_dir.parent),
         verbose=0,
         callbacks=parts.callbacks,
-        checkpoint_config=tune.CheckpointConfig(
-            checkpoint_frequency=spec.checkpoint.frequency,
-            checkpoint_at_end=True,
-            num_to_keep=spec.checkpoint.num_to_keep,
-        ),
+        checkpoint_config=checkpoint_config(spec),
         failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
     )
     return tune.Tuner(resourced_trainable(spec), tune_config=tune_config, run_config=run_config)
+
+
+def prepare_resume(spec, sweep_dir: Path) -> None:
+    """Before Ray starts: the reports a killed driver never synced, and a usable Tune state
+    (UserError when Tune never saved one, recover.Unrecoverable when none is usable)."""
+    from archer_sweep.engine.recover import recover
+    from archer_sweep.engine.salvage import salvage_staging
+
+    salvage_staging(sweep_dir, spec.name)
+    recover(sweep_dir, spec.name, sweep_dir.parent)
 
 
 def restore_tuner(spec, sweep_dir: Path):
     from ray import tune
 
     os.environ["ARCHER_SWEEP_DIR"] = str(sweep_dir)  # stores unpickled from tuner.pkl find it
-    from archer_sweep.engine.salvage import salvage_staging
-
-    salvage_staging(sweep_dir, spec.name)  # reports a killed driver never synced
     return tune.Tuner.restore(
         str(sweep_dir),
         trainable=resourced_trainable(spec),

@@ -7,18 +7,33 @@ leaves the newest reports only in staging: a trial judged just before the kill w
 look shorter in the results than it ran. The staging directory is still on disk after
 the kill, so `resume` copies its newer files into the sweep directory first. `run` does the
 same at its end: W&B logging actors can finish after Tune's final sync.
+
+A file being written at the kill is torn in staging, and a copy never replaces a good file
+with it: a JSON or pickle file is copied only if it loads, a line file (`result.json`,
+`progress.csv`, `*.jsonl`) only up to its last complete line, Tune's temp files never, and
+Tune's experiment state only as the three files of one save, each readable
+(engine/tune_state.py; whether they agree is `engine/recover.py`'s to check).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Optional
 
+from archer_sweep.engine import tune_state
+from archer_sweep.results.durable import atomic_write, complete_lines
+
 log = logging.getLogger(__name__)
+
+LINE_FILES = ("result.json", "progress.csv")
+LINE_SUFFIXES = (".jsonl", ".csv")
+NOTHING_NEW = b"nothing new"  # a sentinel, compared by identity
 
 
 def ray_temp_dir() -> Path:
@@ -46,21 +61,68 @@ def salvage_staging(
     sweep_dir: Path, name: str, root: Optional[Path] = None, why: str = "left by the interrupted driver"
 ) -> int:
     """Copy files of the newest staging dir that are newer than (or missing from) the
-    sweep dir; return how many were copied (logged with `why`). Checkpoints are never
-    in staging."""
+    sweep dir and readable; return how many were copied (logged with `why`). Checkpoints
+    are never in staging."""
     staging = find_staging(Path(sweep_dir), name, root)
     if staging is None:
         return 0
-    copied = 0
+    torn = {  # a save the kill cut short: the sweep dir keeps its own copy of that session's
+        path.name
+        for session in tune_state.sessions(staging)
+        if (state := tune_state.read_state(staging, session)).torn
+        for path in state.paths()
+    }
+    copied = skipped = 0
     for src in staging.rglob("*"):
-        if not src.is_file():
+        if not src.is_file() or _is_temp(src.name):
             continue
         dst = Path(sweep_dir) / src.relative_to(staging)
         if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
             continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst)
-        copied += 1
+        if src.parent == staging and tune_state.is_state_file(src.name):
+            data = None if src.name in torn else src.read_bytes()
+        else:
+            data = _readable(src, dst)
+        if data is None:
+            skipped += 1
+        elif data is not NOTHING_NEW:
+            copied += _copy(src, dst, data)
     if copied:
         log.info("copied %d newer file(s) from %s (%s)", copied, staging, why)
+    if skipped:
+        log.info(
+            "left %d torn file(s) of %s uncopied (being written when the driver stopped)", skipped, staging
+        )
     return copied
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".") and ("tmp" in name or name.endswith(".tmp"))
+
+
+def _readable(src: Path, dst: Path) -> Optional[bytes]:
+    """What of `src` may be copied over `dst`: None if torn, NOTHING_NEW, or the bytes."""
+    data = src.read_bytes()
+    if src.name in LINE_FILES or src.suffix in LINE_SUFFIXES:
+        data = complete_lines(data)
+        old = dst.read_bytes() if dst.exists() else b""
+        return data if len(data) > len(old) else NOTHING_NEW  # complete lines beyond the dir's
+    return data if _loads(src.suffix, data) else None
+
+
+def _loads(suffix: str, data: bytes) -> bool:
+    try:
+        if suffix == ".json":
+            json.loads(data)
+        elif suffix == ".pkl":
+            pickle.loads(data)
+    except Exception:  # torn or empty
+        return False
+    return True
+
+
+def _copy(src: Path, dst: Path, data: bytes) -> bool:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(dst, data)
+    shutil.copystat(src, dst)
+    return True

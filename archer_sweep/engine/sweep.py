@@ -56,9 +56,10 @@ def with_overrides(spec: SweepSpec, name: Optional[str], storage: Optional[Path]
 
 
 def run(spec, live: bool = True) -> int:
-    from archer_sweep.engine import runner, study  # lazy: Ray loads only after the spec is valid
+    from archer_sweep.engine import recover, runner, study  # lazy: Ray loads only after the spec is valid
 
     sweep_dir = runner.sweep_dir_of(spec)
+    recover.set_aside_unstarted(sweep_dir)
     leftovers = [f for f in (runner.TUNER_FILE, VERDICTS_FILE, STUDY_FILE) if (sweep_dir / f).exists()]
     if leftovers:
         raise UserError(
@@ -73,10 +74,10 @@ def run(spec, live: bool = True) -> int:
 
 
 def resume(sweep_dir: Path) -> int:
-    from archer_sweep.engine import runner, study  # lazy: Ray loads only after the spec is valid
+    from archer_sweep.engine import recover, runner, study  # lazy: Ray loads only after the spec is valid
 
     sweep_dir = sweep_dir.expanduser().resolve()
-    if not runner.is_sweep_dir(sweep_dir) or not (sweep_dir / SPEC_FILE).exists():
+    if not (sweep_dir / SPEC_FILE).exists():
         raise UserError(
             f"{sweep_dir}: not an archer-sweep results directory "
             f"(expected {runner.TUNER_FILE} and {SPEC_FILE} from `archer-sweep run`)"
@@ -85,6 +86,13 @@ def resume(sweep_dir: Path) -> int:
     study.check_reachable(spec)
     env = runner.configure_env(spec)
     with runner.SweepLock(sweep_dir):
+        try:
+            runner.prepare_resume(spec, sweep_dir)
+        except recover.Unrecoverable as exc:
+            echo(f"resume failed: {exc}", err=True)
+            return 1
+        if not runner.is_sweep_dir(sweep_dir):
+            raise UserError(recover.never_saved(sweep_dir, spec.name, sweep_dir.parent))
         return _with_ray(spec, env, lambda: runner.restore_tuner(spec, sweep_dir), sweep_dir)
 
 
@@ -167,6 +175,7 @@ def _fit(tuner, spec, sweep_dir: Path) -> int:
             study=spec.storage.study,
             repeats=s.repeats,
             rules=spec.rules(),
+            reduce=s.objective_reduce,
         )
     )
     if interrupted or _judged(rows, spec) < total:

@@ -1,4 +1,6 @@
 """`verdicts.jsonl`: one line per trial, append-only, fsync'd; exactly one verdict per trial.
+A line torn by a kill is cut off before the next append (`durable.mend_tail`), so it never
+swallows the line after it.
 
 A `VerdictStore` lives in the driver and is shared by the criteria scheduler (which
 decides verdicts) and the Optuna searcher (which turns them into trial states). It is
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from archer_sweep.criteria import Verdict
+from archer_sweep.results.durable import mend_tail
 from archer_sweep.results.sweepdir import VERDICTS_FILE, read_verdicts
 from archer_sweep.values import jsonable
 
@@ -59,8 +62,9 @@ class JsonlStore:
     def _append(self, trial_id: str, row: dict) -> None:
         """Write `row` durably, then show it; the caller holds the lock."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row, sort_keys=False) + "\n")
+        with open(self.path, "ab") as f:
+            mend_tail(f)
+            f.write((json.dumps(row, sort_keys=False) + "\n").encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
         self._rows[trial_id] = row

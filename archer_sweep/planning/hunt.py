@@ -21,6 +21,7 @@ import yaml
 
 from archer_sweep.errors import UserError
 from archer_sweep.results.analysis import load_sweep
+from archer_sweep.results.durable import atomic_write
 from archer_sweep.results.history import SPEC_FILE, read_verdicts
 from archer_sweep.tables import md_table
 
@@ -71,7 +72,7 @@ def user_data(path: Path, overrides: Sequence[str]) -> dict:
 
 def _write_spec(data: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    atomic_write(path, yaml.safe_dump(data, sort_keys=False))  # a resumed hunt reads it
     return path
 
 

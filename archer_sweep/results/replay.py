@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from archer_sweep.results.durable import atomic_write
 from archer_sweep.results.history import load_histories
 from archer_sweep.results.runs import Run, flatten
 from archer_sweep.spec.space import SEED_KEY
@@ -198,7 +199,7 @@ class Trainer:
 
     def save(self, directory: str) -> None:
         state = {"run": self.run.run_id, "reports_played": self.step_count}
-        Path(directory, STATE_FILE).write_text(json.dumps(state))
+        atomic_write(Path(directory, STATE_FILE), json.dumps(state))
 
     def load(self, directory: str) -> None:
         state = json.loads(Path(directory, STATE_FILE).read_text())

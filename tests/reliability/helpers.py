@@ -116,6 +116,26 @@ def start_cli(*args: str, log: Path, **env: str) -> subprocess.Popen:
     )
 
 
+def start_killer(point: str, nth: int, *args: str, log: Path, after_verdicts: int = 0, sweep_dir=None):
+    """`archer-sweep ARGS` that SIGKILLs itself the `nth` time it reaches `point`
+    (tests/reliability/killer.py), counting only once `sweep_dir` has `after_verdicts` verdicts."""
+    env = {}
+    if after_verdicts:
+        env = {
+            "KILLER_VERDICTS_FILE": str(Path(sweep_dir) / "verdicts.jsonl"),
+            "KILLER_AFTER_VERDICTS": str(after_verdicts),
+        }
+    out = open(log, "ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.killer", point, str(nth), *args],
+        cwd=REPO,
+        env=cli_env(**env),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def sigkill_when(proc: subprocess.Popen, reached, log: Path, what: str, timeout: float) -> None:
     """Wait until `reached()` while `proc` (a driver from `start_cli`) runs, failing with its
     log's tail if it ends first or `timeout` s pass; then SIGKILL it and reap it (the rest of

@@ -8,9 +8,11 @@ no Optuna trial number is duplicated or left RUNNING.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -23,6 +25,7 @@ from tests.reliability.helpers import (
     sigkill_when,
     spec_data,
     start_cli,
+    start_killer,
     study_trials,
     verdict_rows,
     wait_gone,
@@ -95,13 +98,21 @@ def _trainers(sid: int) -> list[str]:
     return [c for c in left if "Trainable" in c or "raylet" in c or "gcs_server" in c]
 
 
-def kill_at(point: str, tmp: Path) -> dict:
-    """Start the run, SIGKILL the driver when the kill point is reached; what was on disk."""
+def kill_at(point: str, tmp: Path, inside: Optional[tuple[str, int]] = None) -> dict:
+    """Start the run, SIGKILL the driver when the kill point is reached (or, with `inside`
+    = (killer point, verdicts first), let it kill itself there); what was on disk."""
     sweep_dir = tmp / "results" / NAME
-    proc = start_cli("run", str(make_spec(tmp)), log=tmp / "run.log")
+    spec, log = str(make_spec(tmp)), tmp / "run.log"
+    if inside is None:
+        proc = start_cli("run", spec, log=log)
+    else:
+        proc = start_killer(inside[0], 1, "run", spec, log=log, after_verdicts=inside[1], sweep_dir=sweep_dir)
     try:
-        reached = lambda: KILL_POINTS[point](sweep_dir)
-        sigkill_when(proc, reached, tmp / "run.log", f"kill point {point}", RUN_TIMEOUT_S)
+        if inside is None:
+            reached = lambda: KILL_POINTS[point](sweep_dir)
+            sigkill_when(proc, reached, log, f"kill point {point}", RUN_TIMEOUT_S)
+        else:
+            assert proc.wait(timeout=RUN_TIMEOUT_S) == -signal.SIGKILL, log.read_text()[-3000:]
         # the driver's Ray (raylet, trial workers) ends with it: no trainer keeps running.
         # Wait for those alone: Ray's idle agents outlive it, and waiting for the whole
         # session to empty would always take the full timeout.
@@ -167,6 +178,17 @@ def test_kill_after_two_verdicts_then_resume(reference, tmp_path):
 @pytest.mark.parametrize("point", ["trial_started", "last_trial"])
 def test_kill_at_other_points_then_resume(point, reference, tmp_path):
     check_resumed(tmp_path, kill_at(point, tmp_path), reference)
+
+
+@pytest.mark.slow
+def test_kill_inside_a_tune_save_then_resume(reference, tmp_path):
+    """Killed inside Tune's save after all but the last trial were judged: the experiment state
+    written, the searcher's files of that save not yet. Resumed from that mix, the concurrency
+    limiter waited for trials that had ended and `resume` never finished (CI's 150 s timeout of
+    test_kill_at_other_points_then_resume[last_trial]); engine/recover.py mends it."""
+    killed = kill_at("inside_save", tmp_path, inside=("searcher_save:before", len(COEFFS) - 1))
+    check_resumed(tmp_path, killed, reference)
+    assert "mended Ray Tune's saved state" in (tmp_path / "resume.log").read_text()
 
 
 def test_resume_refuses_a_dir_that_is_not_a_sweep(tmp_path):

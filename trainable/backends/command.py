@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from trainable import metrics as M
-from trainable.backends import verl_logs
+from trainable.backends import command_best, verl_logs
 from trainable.backends.command_attempt import (
     UnreportedMetric,
     set_aside,
@@ -147,6 +147,11 @@ class CommandTrainer:
         self._tmpdir: Optional[Path] = None
         self._stale: dict[int, dict[str, float]] = {}  # an earlier attempt's steps past step_count
         self.logged_keys: set[str] = set()
+
+    def keep_best(self, step: int) -> None:
+        """The best objective step so far (from GRPOTrainable): keep the trainer's checkpoint of it."""
+        if self.config.best_checkpoint_dir:
+            command_best.keep_best(self.output_dir, self.config.best_checkpoint_dir, step)
 
     # ---- trial identity -------------------------------------------------------------
     def attach_trial(self, trial: dict[str, Any]) -> None:

@@ -171,6 +171,10 @@ class CommandConfig(_Section):
     )
     """Overrides added when a trial restarts from a checkpoint: the trainer resumes from its own
     checkpoints in its output directory (verl: `trainer.resume_mode=auto`)."""
+    best_checkpoint_dir: Optional[str] = "global_step_{step}"
+    """The trainer's checkpoint directory of a step, relative to its output directory (verl's
+    layout); with `search.objective_reduce: best` the best step's one is hard-linked into
+    `<output dir>/best/`, out of reach of the trainer's own rotation. None = not kept."""
     log_tail_lines: int = Field(30, ge=1, le=1000)
     """Lines of the trainer's log quoted in the error of a crashed trial."""
 

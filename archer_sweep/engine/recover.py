@@ -1,0 +1,141 @@
+"""Before `resume` hands a sweep dir to Ray Tune: make its newest saved state usable.
+
+A driver killed inside Tune's save leaves (engine/tune_state.py):
+- an experiment state newer than the searcher's files of the same save: mended here, since the
+  experiment state knows every trial: the trial count and the live trials of the concurrency
+  limiter are set from it, and the Optuna trial of a trial the searcher file does not know yet is
+  found in the study by its `ray_trial_id`;
+- a torn or empty file: the session's save is set aside (renamed `*.unusable`) and the previous
+  session's is resumed.
+Each is one INFO line. With no usable save left, resume stops with one line: exit 2 when Tune
+never saved a state (run the spec again), exit 1 when it did (the judged trials stay in the dir).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+from typing import Optional
+
+from archer_sweep.engine import libcompat, tune_state
+from archer_sweep.errors import UserError
+from archer_sweep.results.durable import atomic_write
+from archer_sweep.results.sweepdir import SPEC_FILE, STUDY_FILE, TUNER_FILE, VERDICTS_FILE
+
+log = logging.getLogger(__name__)
+
+UNUSABLE_SUFFIX = ".unusable"
+
+
+class Unrecoverable(Exception):
+    """Tune saved states, but none can be resumed; the message says what to do."""
+
+
+def recover(sweep_dir: Path, name: str, storage: Path) -> None:
+    """Leave `sweep_dir` with a usable newest save, or raise (UserError / Unrecoverable)."""
+    sweep_dir = Path(sweep_dir)
+    sessions = tune_state.sessions(sweep_dir)
+    if not sessions:
+        raise UserError(never_saved(sweep_dir, name, storage))
+    problems = []
+    for session in reversed(sessions):
+        state = tune_state.read_state(sweep_dir, session)
+        if state.problem is None:
+            break
+        if state.torn is None and mend(state):
+            log.info("mended Ray Tune's saved state %s: %s", session, state.problem)
+            break
+        problems.append(f"{session}: {state.problem}")
+        for path in state.paths():
+            if path.exists():
+                path.rename(path.with_name(path.name + UNUSABLE_SUFFIX))
+        log.info(
+            "Ray Tune's saved state %s is unusable (%s); set aside as *%s, resuming from the one before",
+            session,
+            state.problem,
+            UNUSABLE_SUFFIX,
+        )
+    else:
+        raise Unrecoverable(
+            f"{sweep_dir}: no saved Ray Tune state can be resumed ({'; '.join(problems)}); its judged "
+            f"trials stay in verdicts.jsonl and study.db (`archer-sweep analyze {sweep_dir}`); to run "
+            f"the sweep again, `archer-sweep run {sweep_dir / SPEC_FILE} --name {name}-2 --storage {storage}`"
+        )
+
+
+def set_aside_unstarted(sweep_dir: Path) -> None:
+    """Before `run`: a sweep stopped before Tune saved its first state (no saved state, no
+    verdict) left only `tuner.pkl` and the study of its unstarted trials; set them aside so
+    that `run` starts it again, as `resume` tells."""
+    sweep_dir = Path(sweep_dir)
+    if tune_state.sessions(sweep_dir) or (sweep_dir / VERDICTS_FILE).exists():
+        return
+    stale = [sweep_dir / f for f in (TUNER_FILE, STUDY_FILE) if (sweep_dir / f).exists()]
+    for path in stale:
+        path.rename(path.with_name(path.name + UNUSABLE_SUFFIX))
+    if stale:
+        log.info("%s: set aside what a run stopped before its first saved state left", sweep_dir)
+
+
+def never_saved(sweep_dir: Path, name: str, storage: Path) -> str:
+    return (
+        f"{sweep_dir}: the sweep was stopped before Ray Tune saved its first state, so there is "
+        f"nothing to resume; start it again with "
+        f"`archer-sweep run {sweep_dir / SPEC_FILE} --name {name} --storage {storage}`"
+    )
+
+
+def mend(state: tune_state.SavedState) -> bool:
+    """Make the searcher's files of `state` agree with its (readable) experiment state; False
+    when that cannot be done (a torn file, or a trial whose Optuna trial is not found)."""
+    if not state.trials:
+        return False
+    experiment, searcher_path, gen_path = state.paths()
+    try:
+        searcher = _load(searcher_path, pickle.load)
+        gen = _load(gen_path, _cloudpickle().load)
+    except Exception:  # torn: nothing to mend from
+        return False
+    if searcher is None or gen is None or searcher.get("_group_of"):
+        return False  # with search.repeats a seed's group is not in the study: set aside instead
+    missing = [t for t in state.trials if t not in (searcher.get("_ot_trials") or {})]
+    found = _optuna_trials(searcher, missing)
+    if found is None:
+        return False
+    searcher["_ot_trials"].update(found)
+    unfinished = {t for t, status in state.trials.items() if status not in tune_state.FINISHED}
+    gen["counter"] = len(state.trials)
+    limiter = gen.get(tune_state.LIMITER_KEY)
+    if limiter is not None:
+        limiter["live_trials"] = unfinished
+        limiter["num_unfinished_live_trials"] = len(unfinished)
+    atomic_write(searcher_path, pickle.dumps(searcher))
+    atomic_write(gen_path, _cloudpickle().dumps(gen))
+    return True
+
+
+def _optuna_trials(searcher: dict, missing: list[str]) -> Optional[dict]:
+    """Ray trial id -> a live `optuna.Trial` of the searcher's study, for each missing id."""
+    if not missing:
+        return {}
+    from archer_sweep.engine.searcher import RAY_TRIAL_ATTR
+
+    study = searcher.get("_ot_study")
+    if study is None:
+        return None
+    by_ray = {t.user_attrs.get(RAY_TRIAL_ATTR): t for t in study.get_trials(deepcopy=False)}
+    if any(t not in by_ray for t in missing):
+        return None
+    return {t: libcompat.live_trial(study, by_ray[t]) for t in missing}
+
+
+def _load(path: Path, read):
+    with open(path, "rb") as f:
+        return read(f)
+
+
+def _cloudpickle():
+    import ray.cloudpickle as cloudpickle
+
+    return cloudpickle
