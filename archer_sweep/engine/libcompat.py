@@ -67,9 +67,10 @@ def stored_trial(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.Froze
 
 
 def enqueued_params(frozen: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """Params of an enqueued point, also while a killed `ask()` left `params` empty:
-    Optuna keeps them in the `fixed_params` system attribute until they are suggested."""
-    return {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
+    """The values an enqueued point fixed (not those the sampler drew for the rest), also
+    while a killed `ask()` left `params` empty: Optuna keeps them in the `fixed_params`
+    system attribute."""
+    return dict(frozen.system_attrs.get("fixed_params", {}))
 
 
 def live_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.Trial:

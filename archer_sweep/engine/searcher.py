@@ -43,6 +43,7 @@ from archer_sweep.engine.sampler import FeasibleSampler
 from archer_sweep.engine.verdicts import VerdictStore
 from archer_sweep.objective import (
     CONSTRAINT_KEY,
+    LOST_ATTR,
     VERDICT_ATTR,
     constraint_for,
     optuna_outcome,
@@ -145,6 +146,8 @@ class CriteriaOptunaSearch(OptunaSearch):
     # -- suggestions ------------------------------------------------------------------
     def suggest(self, trial_id: str) -> Optional[dict]:
         if self._repeats is None:
+            if self._num_configs is not None and self._configs_asked() >= self._num_configs:
+                return Searcher.FINISHED  # never more than num_samples, whatever Tune counted
             return self._suggest_config(trial_id)
         group = self._open
         if group is not None and (len(self._members[group]) >= self._repeats.count or self._closed(group)):
@@ -166,6 +169,11 @@ class CriteriaOptunaSearch(OptunaSearch):
         self._group_of[trial_id] = group
         self._groups.add(trial_id, group, index, seed)
         return self._apply(config, {SEED_KEY: seed})
+
+    def _configs_asked(self) -> int:
+        """Optuna trials proposed to a Ray trial, those lost with a killed driver left out."""
+        trials = libcompat.study_of(self).get_trials(deepcopy=False)
+        return sum(RAY_TRIAL_ATTR in t.user_attrs and LOST_ATTR not in t.user_attrs for t in trials)
 
     def _suggest_config(self, trial_id: str) -> Optional[dict]:
         params = super().suggest(trial_id)
@@ -333,9 +341,12 @@ class CriteriaOptunaSearch(OptunaSearch):
                 continue
             if tid is None:
                 # asked after the last searcher checkpoint: its Ray trial was never saved
-                libcompat.study_of(self).tell(frozen.number, None, state=TrialState.FAIL)
-                # Its parameters never ran: ask for them again. A driver killed inside ask()
-                # leaves an enqueued point's values only in `fixed_params` (params still {}).
+                study = libcompat.study_of(self)
+                libcompat.live_trial(study, frozen).set_user_attr(LOST_ATTR, True)
+                study.tell(frozen.number, None, state=TrialState.FAIL)
+                # It never ran: ask again. The sampler's state is the checkpoint's, from before
+                # this ask, so a sampled config comes again as it came before; an enqueued
+                # point is queued again (killed inside ask(), its values are only there).
                 params = libcompat.enqueued_params(frozen)
                 if params:
                     libcompat.study_of(self).enqueue_trial(params, skip_if_exists=False)
