@@ -4,7 +4,8 @@ A driver killed inside Tune's save leaves (engine/tune_state.py):
 - an experiment state newer than the searcher's files of the same save: mended here, since the
   experiment state knows every trial: the trial count and the live trials of the concurrency
   limiter are set from it, and the Optuna trial of a trial the searcher file does not know yet is
-  found in the study by its `ray_trial_id`;
+  found in the study by its `ray_trial_id` (with search.repeats a seed joins its config group
+  from `groups.jsonl`);
 - a torn or empty file: the session's save is set aside (renamed `*.unusable`) and the previous
   session's is resumed.
 Each is one INFO line. With no usable save left, resume stops with one line: exit 2 when Tune
@@ -22,7 +23,7 @@ from archer_sweep.engine import libcompat, tune_state
 from archer_sweep.engine.runner import TUNER_FILE
 from archer_sweep.errors import UserError
 from archer_sweep.results.durable import atomic_write
-from archer_sweep.results.sweepdir import SPEC_FILE, STUDY_FILE, VERDICTS_FILE
+from archer_sweep.results.sweepdir import SPEC_FILE, STUDY_FILE, VERDICTS_FILE, read_groups
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,13 @@ def mend(state: tune_state.SavedState) -> bool:
         gen = _load(gen_path, _cloudpickle().load)
     except Exception:  # torn: nothing to mend from
         return False
-    if searcher is None or gen is None or searcher.get("_group_of"):
-        return False  # with search.repeats a seed's group is not in the study: set aside instead
-    missing = [t for t in state.trials if t not in (searcher.get("_ot_trials") or {})]
-    found = _optuna_trials(searcher, missing)
+    if searcher is None or gen is None:
+        return False
+    missing = [t for t in state.trials if t not in _proposed(searcher)]
+    if searcher.get("_repeats") is not None:
+        found = _mend_repeats(searcher, missing, state.directory)
+    else:
+        found = _optuna_trials(searcher, missing)
     if found is None:
         return False
     searcher["_ot_trials"].update(found)
@@ -114,6 +118,10 @@ def mend(state: tune_state.SavedState) -> bool:
     atomic_write(searcher_path, pickle.dumps(searcher))
     atomic_write(gen_path, _cloudpickle().dumps(gen))
     return True
+
+
+def _proposed(searcher: dict) -> set:
+    return set(searcher.get("_ot_trials") or {}) | set(searcher.get("_group_of") or {})
 
 
 def _optuna_trials(searcher: dict, missing: list[str]) -> Optional[dict]:
@@ -129,6 +137,25 @@ def _optuna_trials(searcher: dict, missing: list[str]) -> Optional[dict]:
     if any(t not in by_ray for t in missing):
         return None
     return {t: libcompat.live_trial(study, by_ray[t]) for t in missing}
+
+
+def _mend_repeats(searcher: dict, missing: list[str], sweep_dir: Path) -> Optional[dict]:
+    """With search.repeats: the seeds the searcher file lacks join their config group from
+    `groups.jsonl` (written before Tune saw the trial); the first seed of a new group also
+    needs its Optuna trial."""
+    groups = read_groups(sweep_dir)
+    firsts = [t for t in missing if t in groups and int(groups[t]["seed_index"]) == 0]
+    found = _optuna_trials(searcher, firsts)
+    if found is None or any(t not in groups for t in missing):
+        return None
+    members, group_of = searcher["_members"], searcher["_group_of"]
+    for tid in sorted(missing, key=lambda t: (groups[t]["group"], groups[t]["seed_index"])):
+        group = int(groups[tid]["group"])
+        group_of[tid] = group
+        members.setdefault(group, []).append(tid)
+        searcher["_done"].setdefault(group, {})
+    searcher["_open"] = max(members, default=None)
+    return found
 
 
 def _load(path: Path, read):
