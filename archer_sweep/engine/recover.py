@@ -23,11 +23,19 @@ from archer_sweep.engine import libcompat, tune_state
 from archer_sweep.engine.runner import TUNER_FILE
 from archer_sweep.errors import UserError
 from archer_sweep.results.durable import atomic_write
-from archer_sweep.results.sweepdir import SPEC_FILE, STUDY_FILE, VERDICTS_FILE, read_groups
+from archer_sweep.results.sweepdir import (
+    PARAMS_FILE,
+    SPEC_FILE,
+    STUDY_FILE,
+    VERDICTS_FILE,
+    read_groups,
+    read_verdicts,
+)
 
 log = logging.getLogger(__name__)
 
 UNUSABLE_SUFFIX = ".unusable"
+UNUSABLE_DIR = ".unusable"
 
 
 class Unrecoverable(Exception):
@@ -44,9 +52,11 @@ def recover(sweep_dir: Path, name: str, storage: Path) -> None:
     for session in reversed(sessions):
         state = tune_state.read_state(sweep_dir, session)
         if state.problem is None:
+            set_aside_orphans(sweep_dir, state)
             break
         if state.torn is None and mend(state):
             log.info("mended Ray Tune's saved state %s: %s", session, state.problem)
+            set_aside_orphans(sweep_dir, state)
             break
         problems.append(f"{session}: {state.problem}")
         for path in state.paths():
@@ -63,6 +73,29 @@ def recover(sweep_dir: Path, name: str, storage: Path) -> None:
             f"{sweep_dir}: no saved Ray Tune state can be resumed ({'; '.join(problems)}); its judged "
             f"trials stay in verdicts.jsonl and study.db (`archer-sweep analyze {sweep_dir}`); to run "
             f"the sweep again, `archer-sweep run {sweep_dir / SPEC_FILE} --name {name}-2 --storage {storage}`"
+        )
+
+
+def set_aside_orphans(sweep_dir: Path, state: tune_state.SavedState) -> None:
+    """Trial dirs of Ray trials that the resumed save does not list and that have no verdict
+    (started after that save, lost with the driver) move to `.unusable/`: the searcher asks
+    for their configs again, and they would read as extra unjudged trials."""
+    judged = read_verdicts(sweep_dir)
+    orphans = [
+        p.parent
+        for p in sweep_dir.glob(f"*/{PARAMS_FILE}")
+        if p.parent.name not in state.trials and p.parent.name not in judged
+    ]
+    for trial_dir in orphans:
+        target = sweep_dir / UNUSABLE_DIR / trial_dir.name
+        target.parent.mkdir(exist_ok=True)
+        trial_dir.rename(target)
+    if orphans:
+        log.info(
+            "moved %d trial dir(s) that Ray Tune's saved state does not list and no verdict judged to %s (%s)",
+            len(orphans),
+            UNUSABLE_DIR,
+            ", ".join(sorted(p.name for p in orphans)),
         )
 
 
