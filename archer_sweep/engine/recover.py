@@ -42,6 +42,15 @@ class Unrecoverable(Exception):
     """Tune saved states, but none can be resumed; the message says what to do."""
 
 
+def prepare_resume(spec, sweep_dir: Path) -> None:
+    """Before Ray starts: the reports a killed driver never synced, then a usable Tune state
+    (UserError when Tune never saved one, Unrecoverable when none is usable)."""
+    from archer_sweep.engine.salvage import salvage_staging
+
+    salvage_staging(sweep_dir, spec.name)
+    recover(sweep_dir, spec.name, sweep_dir.parent)
+
+
 def recover(sweep_dir: Path, name: str, storage: Path) -> None:
     """Leave `sweep_dir` with a usable newest save, or raise (UserError / Unrecoverable)."""
     sweep_dir = Path(sweep_dir)
