@@ -49,6 +49,7 @@ from archer_sweep.objective import (
     optuna_outcome,
     reduce_objective,
 )
+from archer_sweep.results.sweepdir import read_results
 from archer_sweep.spec.space import SEED_KEY, apply_params
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live table reports t
 CONSTRAINT_ATTR = "archer_constraint"
 RAY_TRIAL_ATTR = "ray_trial_id"
 REPEATS_ATTR = "archer_repeats"
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def verdict_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
@@ -357,7 +362,25 @@ class CriteriaOptunaSearch(OptunaSearch):
                 )
             elif tid in libcompat.completed_of(self) or self._store.get(tid) is not None:
                 libcompat.completed_of(self).discard(tid)
-                self.on_trial_complete(tid, None, error=False)
+                self.on_trial_complete(tid, self._reports_on_disk(tid), error=False)
+
+    def _reports_on_disk(self, trial_id: str) -> Optional[dict]:
+        """A trial judged before the kill but not told: its objective values as the uninterrupted
+        sweep saw them, from its `result.json` (the checkpointed searcher has only the values up
+        to its checkpoint), up to the verdict's step; the last report is returned as the result."""
+        row = self._store.get(trial_id) or {}
+        try:
+            reports = read_results(self._store.path.parent / trial_id)
+        except OSError:
+            return None
+        if row.get("step") is not None:
+            reports = [
+                r for r in reports if int(r.get("step", r.get("training_iteration", 0))) <= row["step"]
+            ]
+        values = [float(r[self.metric]) for r in reports if _finite(r.get(self.metric))]
+        if values:
+            self._values[trial_id] = values[:-1]
+        return reports[-1] if reports else None
 
     def _reconcile_group(self, group: int) -> None:
         """After a resume: seeds judged after the last checkpoint are taken from the store."""
