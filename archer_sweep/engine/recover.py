@@ -62,10 +62,12 @@ def recover(sweep_dir: Path, name: str, storage: Path) -> None:
         state = tune_state.read_state(sweep_dir, session)
         if state.problem is None:
             set_aside_orphans(sweep_dir, state)
+            drop_deleted_checkpoints(state)
             break
         if state.torn is None and mend(state):
             log.info("mended Ray Tune's saved state %s: %s", session, state.problem)
             set_aside_orphans(sweep_dir, state)
+            drop_deleted_checkpoints(state)
             break
         problems.append(f"{session}: {state.problem}")
         for path in state.paths():
@@ -82,6 +84,36 @@ def recover(sweep_dir: Path, name: str, storage: Path) -> None:
             f"{sweep_dir}: no saved Ray Tune state can be resumed ({'; '.join(problems)}); its judged "
             f"trials stay in verdicts.jsonl and study.db (`archer-sweep analyze {sweep_dir}`); to run "
             f"the sweep again, `archer-sweep run {sweep_dir / SPEC_FILE} --name {name}-2 --storage {storage}`"
+        )
+
+
+def drop_deleted_checkpoints(state: tune_state.SavedState) -> None:
+    """A trial's saved state may name checkpoints the killed driver deleted after the save
+    (`checkpoint.num_to_keep`): restoring from one fails (`Could not recover from checkpoint as
+    it does not exist on storage anymore`). Drop them; the trial restores from the newest one
+    left, or starts afresh (the trainer is deterministic, so its reports come out the same)."""
+    import json
+
+    import ray.cloudpickle as cloudpickle
+
+    path = state.paths()[0]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    dropped = []
+    for entry in data["trial_data"]:
+        meta = json.loads(entry[1])
+        blob = meta.get("checkpoint_manager")
+        if not isinstance(blob, dict) or "value" not in blob:
+            continue
+        manager = cloudpickle.loads(bytes.fromhex(blob["value"]))
+        if libcompat.drop_missing_checkpoints(manager, lambda p: Path(p).exists()):
+            blob["value"] = cloudpickle.dumps(manager).hex()
+            entry[1] = json.dumps(meta)
+            dropped.append(json.loads(entry[0])["trial_id"])
+    if dropped:
+        atomic_write(path, json.dumps(data))
+        log.info(
+            "trial(s) %s: checkpoints the stopped driver had deleted left out of the saved state",
+            ", ".join(dropped),
         )
 
 
