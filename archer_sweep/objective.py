@@ -5,7 +5,7 @@ values) and the rules constraint, shared by the live searcher and every offline 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Optional
 
 REDUCTIONS = ("last", "best", "mean_last_5")
@@ -49,3 +49,17 @@ def reduce_objective(values: Iterable[float], reduce: str = "last", mode: str = 
     if reduce == "mean_last_5":
         return sum(ys[-5:]) / len(ys[-5:])
     return ys[-1]
+
+
+def result_step(
+    steps: Sequence[int], values: Sequence[float], reduce: str = "last", mode: str = "max"
+) -> Optional[int]:
+    """The step that is the trial's result: with `best`, the first step of the best finite
+    value (its checkpoint is the one kept); otherwise the last step with a finite value."""
+    pairs = [(s, float(y)) for s, y in zip(steps, values) if isinstance(y, (int, float)) and math.isfinite(y)]
+    if not pairs:
+        return None
+    if reduce != "best":
+        return pairs[-1][0]
+    sign = 1.0 if mode == "max" else -1.0
+    return max(pairs, key=lambda p: (sign * p[1], -p[0]))[0]

@@ -14,7 +14,11 @@ Arguments it reads (all optional): the verl keys `actor_rollout_ref.actor.entrop
 `fake.*`: `format` (console | jsonl | both), `crash_at`, `hang_at` (step), `children`
 (sleeping child processes; one leaves the process group, one ignores SIGTERM),
 `step_s` (seconds per step), `noise` (interleave log noise, Ray prefixes, split lines),
-`seed`, `record` (write argv and secret presence to <output dir>/fake_record.json).
+`seed`, `record` (write argv and secret presence to <output dir>/fake_record.json),
+`start_s` (seconds of start-up before the first step, also after a resume), `jsonl_mode`
+(`append`, default, or `wb`: like verl, open the JSONL file once with mode wb when training
+starts), `shm` (create that many /dev/shm segments held open, an unheld `sem.mp-*` and a file in
+$TMPDIR, all left behind).
 """
 
 from __future__ import annotations
@@ -104,6 +108,23 @@ def spawn_children(count: int) -> None:
         subprocess.Popen([sys.executable, "-c", code[i % 3]])
 
 
+def leave_shm(count: int) -> list:
+    """Like vLLM / Python shared memory: segments in /dev/shm never unlinked, held open."""
+    held = []
+    for i in range(count):
+        f = open(f"/dev/shm/psm_fake_{os.getpid()}_{i}", "wb")
+        f.write(b"x" * 4096)
+        f.flush()
+        held.append(f)
+    if count:  # like a multiprocessing semaphore a verl run leaks: created, closed, never unlinked
+        with open(f"/dev/shm/sem.mp-fake{os.getpid()}", "wb") as f:
+            f.write(b"s" * 32)
+    if count and os.environ.get("TMPDIR"):
+        with open(os.path.join(os.environ["TMPDIR"], "rl-colocate-zmq-01000000.sock"), "w") as f:
+            f.write("")
+    return held
+
+
 def emit(text: str, noise: bool, rng: random.Random) -> None:
     if noise:
         print(f"(WorkerDict pid={os.getpid()}) INFO loading shard {rng.randint(0, 9)} step:x", flush=True)
@@ -140,10 +161,13 @@ def main(argv: list[str]) -> int:
                     "sid": os.getsid(0),
                     "has_wandb_key": bool(os.environ.get("WANDB_API_KEY")),
                     "ray_address": os.environ.get("RAY_ADDRESS"),
+                    "tmpdir": os.environ.get("TMPDIR"),
+                    "tag": os.environ.get("ARCHER_SWEEP_TRIAL_TAG"),
                 },
                 f,
             )
     spawn_children(int(a.get("fake.children", 0)))
+    held = leave_shm(int(a.get("fake.shm", 0)))
     start = 0
     ckpt = os.path.join(out_dir, "latest_step.txt")
     if a.get("trainer.resume_mode") == "auto" and os.path.exists(ckpt):
@@ -153,6 +177,8 @@ def main(argv: list[str]) -> int:
     print(f"experiment {a.get('trainer.experiment_name')} starting at step {start}", flush=True)
     noise = a.get("fake.noise", "false").lower() == "true"
     jsonl = os.environ.get("VERL_FILE_LOGGER_PATH")
+    time.sleep(float(a.get("fake.start_s", 0)))
+    sink = open(jsonl, "wb") if jsonl and a.get("fake.jsonl_mode") == "wb" else None
     for step in range(start + 1, total + 1):
         time.sleep(float(a.get("fake.step_s", 0.02)))
         if step == int(a.get("fake.hang_at", -1)):
@@ -161,20 +187,29 @@ def main(argv: list[str]) -> int:
         if step == int(a.get("fake.crash_at", -1)):
             print(
                 'Traceback (most recent call last):\n  File "main_ppo.py", line 1\n'
-                "torch.OutOfMemoryError: CUDA out of memory (fake)",
+                "torch.OutOfMemoryError: CUDA out of memory (fake)\n\n"
+                "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.",
                 flush=True,
             )
             return 3
         metrics = policy.step()
+        if step % int(a.get("trainer.save_freq", 1)) == 0:  # verl saves before it logs the step
+            os.makedirs(os.path.join(out_dir, f"global_step_{step}"), exist_ok=True)
+            with open(os.path.join(out_dir, f"global_step_{step}", "model.bin"), "w") as f:
+                f.write(f"weights of step {step}")
         if fmt in ("console", "both"):
             emit(console_line(step, metrics), noise, rng)
-        if fmt in ("jsonl", "both") and jsonl:
+        if fmt in ("jsonl", "both") and sink is not None:
+            sink.write((json.dumps({"step": step, "data": metrics}) + "\n").encode())
+            sink.flush()
+        elif fmt in ("jsonl", "both") and jsonl:
             with open(jsonl, "a") as f:
                 f.write(json.dumps({"step": step, "data": metrics}) + "\n")
         if step % int(a.get("trainer.save_freq", 1)) == 0:
             with open(ckpt, "w") as f:
                 f.write(str(step))
     print("training finished", flush=True)
+    del held
     return 0
 
 

@@ -17,7 +17,7 @@ from archer_sweep.criteria import Rule
 from archer_sweep.criteria.rules import CriteriaTracker
 from tests.hf_data_helpers import save_checkpoint, task_rows, write_parquet
 from trainable import metrics as M
-from trainable.backends import grpo_base, hf_validate
+from trainable.backends import grpo_base, validation
 from trainable.config import ConfigError
 from trainable.trainer import build_trainer
 
@@ -58,11 +58,11 @@ def cfg(files, trainer=None, val_kwargs=None, **data) -> dict:
 
 def test_schedule_is_verls():
     # test_freq 2 over 5 steps: before training (step 1's report), after steps 2 and 4, after the last.
-    due = [hf_validate.due(s, 5, 2, True) for s in range(1, 6)]
+    due = [validation.due(s, 5, 2, True) for s in range(1, 6)]
     assert due == ["before", "after", None, "after", "after"]
-    assert [hf_validate.due(s, 3, -1, True) for s in (1, 2, 3)] == ["before", None, None]
-    assert [hf_validate.due(s, 3, -1, False) for s in (1, 2, 3)] == [None, None, None]
-    assert hf_validate.due(1, 3, 1, True) == "after"  # one value per key per report
+    assert [validation.due(s, 3, -1, True) for s in (1, 2, 3)] == ["before", None, None]
+    assert [validation.due(s, 3, -1, False) for s in (1, 2, 3)] == [None, None, None]
+    assert validation.due(1, 3, 1, True) == "after"  # one value per key per report
 
 
 def test_metrics_per_source_under_verls_keys():

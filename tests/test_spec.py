@@ -24,7 +24,7 @@ CASES = [
     pytest.param(
         {18: '  - {name: entropy_high, metric: actor/entropy, op: ">", value: 7, afterstep: 5}'},
         (),
-        "s.yaml:18: criteria[0].afterstep: unknown key; did you mean `after_step`? (expected one of name, metric, op, value, between, after_step, at_step, patience, verdict, on_nan, window, forecast)",
+        "s.yaml:18: criteria[0].afterstep: unknown key; did you mean `after_step`? (expected one of name, metric, op, value, between, after_step, at_step, patience, verdict, on_nan, window, forecast, relative_to, drop, drop_ratio)",
         id="unknown_rule_key",
     ),
     pytest.param(
@@ -159,7 +159,7 @@ CASES = [
     pytest.param(
         {6: "    trainer: {total_step: 60}"},
         (),
-        "s.yaml:6: trainable.config.trainer.total_step: unknown key; did you mean `total_steps`? (expected one of total_steps, seed, save_freq, threads)",
+        "s.yaml:6: trainable.config.trainer.total_step: unknown key; did you mean `total_steps`? (expected one of total_steps, seed, save_freq, threads, test_freq, val_before_train)",
         id="trainer_unknown_key",
     ),
     pytest.param(

@@ -42,7 +42,8 @@ def test_set_errors_name_the_option(tmp_path, monkeypatch):
     assert res.exit_code == 2
     assert res.stderr == (
         "error: --set:2: trainable.config.trainer.total_step: unknown key; did you mean "
-        "`total_steps`? (expected one of total_steps, seed, save_freq, threads)\n"
+        "`total_steps`? (expected one of total_steps, seed, save_freq, threads, test_freq, "
+        "val_before_train)\n"
     )
     res = invoke("s.yaml", "--set", "search.num_samples=4")
     assert res.exit_code == 0 and "4 trials" in res.stdout

@@ -62,27 +62,6 @@ class ActorConfig(_Section):
     """AdamW weight decay."""
 
 
-class RolloutConfig(_Section):
-    n: int = Field(8, ge=1)
-    """Samples per prompt (the GRPO group size)."""
-    temperature: float = Field(1.0, gt=0)
-    """Sampling temperature."""
-
-
-class DataConfig(_Section):
-    train_batch_size: int = Field(8, ge=1)
-    """Prompts per step."""
-    max_prompt_length: int = Field(32, ge=1)
-    """Longest prompt in tokens."""
-    max_response_length: int = Field(80, ge=1)
-    """Longest response in tokens; longer ones are cut (counted in `response_length/clip_ratio`)."""
-    train_size: Optional[int] = Field(64, ge=1)
-    """Prompts in the RL training set (the first N of the task's seeded train split; None =
-    all of it). Steps draw `train_batch_size` of them at random, so a small set is revisited
-    every few steps, like epochs over a real data set: that is how the score can rise
-    within a short budget (a prompt seen once teaches a small model little)."""
-
-
 class ValKwargs(_Section):
     """How validation prompts are sampled (verl's `actor_rollout_ref.rollout.val_kwargs`)."""
 
@@ -102,9 +81,34 @@ class ValKwargs(_Section):
         return self
 
 
-class HFRolloutConfig(RolloutConfig):
+class RolloutConfig(_Section):
+    n: int = Field(8, ge=1)
+    """Samples per prompt (the GRPO group size)."""
+    temperature: float = Field(1.0, gt=0)
+    """Sampling temperature."""
     val_kwargs: ValKwargs = Field(default_factory=ValKwargs)
-    """Sampling of the validation prompts (`data.val_files`): greedy, one response each, by default."""
+    """Sampling of the validation prompts (tiny: `data.val_size`, hf: `data.val_files`): greedy,
+    one response each, by default."""
+
+
+class DataConfig(_Section):
+    train_batch_size: int = Field(8, ge=1)
+    """Prompts per step."""
+    max_prompt_length: int = Field(32, ge=1)
+    """Longest prompt in tokens."""
+    max_response_length: int = Field(80, ge=1)
+    """Longest response in tokens; longer ones are cut (counted in `response_length/clip_ratio`)."""
+    train_size: Optional[int] = Field(64, ge=1)
+    """Prompts in the RL training set (the first N of the task's seeded train split; None =
+    all of it). Steps draw `train_batch_size` of them at random, so a small set is revisited
+    every few steps, like epochs over a real data set: that is how the score can rise
+    within a short budget (a prompt seen once teaches a small model little)."""
+
+
+class TinyDataConfig(DataConfig):
+    val_size: int = Field(0, ge=0)
+    """Held-out prompts of the task's validation split (never trained on, not even by the warm
+    start) evaluated on `trainer.test_freq`'s schedule; 0 = no validation."""
 
 
 class HFDataConfig(DataConfig):
@@ -139,12 +143,9 @@ class TrainerSection(_Section):
     """Ray Tune checkpoint every N steps (0 = only at the end)."""
     threads: int = Field(1, ge=1)
     """torch intra-op threads per trial (keep 1 when trials run side by side on few cores)."""
-
-
-class HFTrainerSection(TrainerSection):
     test_freq: int = -1
-    """Evaluate `data.val_files` after every N-th step and after the last one (verl's
-    `trainer.test_freq`); -1 = never."""
+    """Evaluate the validation prompts (tiny: `data.val_size`, hf: `data.val_files`) after
+    every N-th step and after the last one (verl's `trainer.test_freq`); -1 = never."""
     val_before_train: bool = True
     """Also evaluate before the first update (verl's default), reported with step 1 (whose
     training metrics are of the starting policy too)."""
@@ -217,11 +218,11 @@ class GRPOConfig(_Section):
     actor: ActorConfig = Field(default_factory=ActorConfig)
     """The optimiser of the policy (verl's `actor_rollout_ref.actor`)."""
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
-    """Sampling of the GRPO groups (verl's `actor_rollout_ref.rollout`)."""
-    data: DataConfig = Field(default_factory=DataConfig)
-    """Prompts per step and length limits (verl's `data`)."""
+    """Sampling of the GRPO groups and of the validation prompts (verl's `actor_rollout_ref.rollout`)."""
+    data: TinyDataConfig = Field(default_factory=TinyDataConfig)
+    """Prompts per step, length limits and the held-out validation prompts (verl's `data`)."""
     trainer: TrainerSection = Field(default_factory=TrainerSection)
-    """Step budget, seed, checkpoints, threads (verl's `trainer`)."""
+    """Step budget, seed, checkpoints, threads and validation schedule (verl's `trainer`)."""
     model: TinyModelConfig = Field(default_factory=TinyModelConfig)
     """The policy model: its sizes and whether to start from the cached warm start."""
 
@@ -241,19 +242,25 @@ class GRPOConfig(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _validation_has_prompts(self) -> GRPOConfig:
+        if self.trainer.test_freq > 0 and not self.data.val_size:
+            raise ConfigError(
+                "trainer.test_freq",
+                f"validation every {self.trainer.test_freq} steps, but data.val_size is 0 "
+                "(expected a number of held-out prompts, or test_freq: -1)",
+            )
+        return self
+
 
 class HFGRPOConfig(GRPOConfig):
     model: HFModelConfig = Field(default_factory=HFModelConfig)  # type: ignore[assignment]
     """The policy model: a local checkpoint (`path`) or a Qwen3 config to initialise randomly."""
     data: HFDataConfig = Field(default_factory=HFDataConfig)  # type: ignore[assignment]
     """Prompts per step, length limits and the prompt files (verl's `data`)."""
-    rollout: HFRolloutConfig = Field(default_factory=HFRolloutConfig)  # type: ignore[assignment]
-    """Sampling of the GRPO groups and of the validation prompts (verl's `actor_rollout_ref.rollout`)."""
-    trainer: HFTrainerSection = Field(default_factory=HFTrainerSection)  # type: ignore[assignment]
-    """Step budget, seed, checkpoints, threads and validation schedule (verl's `trainer`)."""
 
     @model_validator(mode="after")
-    def _validation_has_files(self) -> HFGRPOConfig:
+    def _validation_has_prompts(self) -> HFGRPOConfig:
         if self.trainer.test_freq > 0 and not self.data.val_files:
             raise ConfigError(
                 "trainer.test_freq",

@@ -43,12 +43,20 @@ TIME_GEN = "timing_s/gen"
 TIME_UPDATE = "timing_s/update"
 TIME_STEP = "timing_s/step"
 
-#: Validation (hf backend, `data.val_files`): verl's names, reported only at the steps that
+#: Validation (tiny `data.val_size`, hf `data.val_files`): verl's names, reported only at the steps that
 #: validate (sparse: rules skip the reports without them). `val_key` spells the per-source keys
 #: `val-core/<data_source>/reward/mean@<n>` (verl's core metric) and `val-aux/…/std@<n>`.
 VAL_CORE = "val-core"
 VAL_AUX = "val-aux"
 TIME_VAL = "timing_s/testing"
+#: The tiny backend's outcome: greedy accuracy on held-out prompts of its task (`data.val_size`).
+TINY_DATA_SOURCE = "archer-sweep/arithmetic"
+TINY_VAL_SCORE = f"{VAL_CORE}/{TINY_DATA_SOURCE}/reward/mean@1"
+
+#: With `search.objective_reduce: best`: the objective's value signed so that larger is better
+#: (−inf where a report lacks it), Ray's `checkpoint_score_attribute`: checkpoints are kept
+#: by it, so the best step's checkpoint survives `checkpoint.num_to_keep`.
+CHECKPOINT_SCORE = "checkpoint/score"
 
 #: The `replay` backend: how far the played recording lies from the trial's own params
 #: (normalised, log scale for positive values), and each snapped param under `replay/<key>`.

@@ -58,6 +58,17 @@ def rl_train_set(size: int | None, seed: int = 0) -> list[Problem]:
     return train[:size]
 
 
+def val_set(size: int, seed: int = 0) -> list[Problem]:
+    """Held-out prompts: the first `size` problems of the seeded validation split, which
+    neither the warm start nor GRPO ever trains on."""
+    _, val = split(seed)
+    if size > len(val):
+        raise ConfigError(
+            "data.val_size", f"the task's validation split has {len(val)} problems (got {size})"
+        )
+    return val[:size]
+
+
 def encode_prompt(tok: Tokenizer, problem: Problem) -> list[int]:
     return [tok.bos_id, *tok.encode(problem.prompt)]
 

@@ -108,6 +108,7 @@ class TinyGPT(nn.Module):
         compact: bool = True,
     ) -> torch.Tensor:
         """Sample [B, ≤max_new_tokens] tokens; after a row's EOS the rest is `pad_id`.
+        `temperature` 0 is greedy (the uniforms are still drawn, from `generator`).
 
         `compact`: finished rows leave the batch (with their cache rows) each time an eighth of
         it has finished, so decode steps cost only the running rows: most rows end well before
@@ -132,7 +133,11 @@ class TinyGPT(nn.Module):
         running = torch.ones(B, dtype=torch.bool)  # per batch row
         for t in range(P, end):
             u = torch.rand(B, 1, generator=generator)
-            token = _inverse_cdf(self.logits(hidden[:, -1]), temperature, u if rows is None else u[rows])
+            logits = self.logits(hidden[:, -1])
+            if temperature == 0:  # greedy (validation)
+                token = logits.argmax(-1)
+            else:
+                token = _inverse_cdf(logits, temperature, u if rows is None else u[rows])
             token = torch.where(running, token, pad_id)
             if rows is None:
                 seq[:, t] = token

@@ -43,6 +43,11 @@ def prepare_backend(config: dict[str, Any]) -> None:
         load_object(entry.prepare)(parsed)
 
 
+WATCH_KEY = "_watch"
+"""Trial config key of the sweep's watched metrics (rule name → metric key), which
+GRPOTrainable hands to the trainer (the command backend checks them at its first report)."""
+
+
 def build_trainer(config: dict[str, Any]) -> Trainer:
     """Build the backend named by `config["backend"]` (default `tiny`) from a nested dict."""
     parsed = validate_config(config)

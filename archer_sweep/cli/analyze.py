@@ -1,5 +1,6 @@
 """`archer-sweep analyze DIR [--json]`: one row per trial (params, status, verdict, stop
-reason, last/best key metrics)."""
+reason, the trial's result (objective by `search.objective_reduce`) and its step, last/best
+key metrics)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from archer_sweep.tables import fmt, md_table, short_param
 from trainable import metrics as M
 
 
-def render(rows, space_keys) -> str:
+def render(rows, space_keys, objective: str = "objective", reduce: str = "last") -> str:
     headers = ["trial", *map(short_param, space_keys), "status", "verdict", "stop", "steps"]
+    headers += [f"{objective} ({reduce})", "result step"]
     for m in M.KEY_METRICS:
         headers += [f"{m} last", f"{m} best"]
     body = []
@@ -26,6 +28,7 @@ def render(rows, space_keys) -> str:
             else None
         )
         cells = [s.run_id, *(s.params.get(k) for k in space_keys), s.status, s.verdict, stop, s.steps]
+        cells += [s.objective, s.result_step]
         for m in M.KEY_METRICS:
             cells += [s.last.get(m), s.best.get(m)]
         body.append(cells)
@@ -43,6 +46,7 @@ def main(directory: Path, as_json: bool = False) -> int:
                     "sweep": sweep.name,
                     "objective": sweep.objective,
                     "mode": sweep.mode,
+                    "objective_reduce": sweep.reduce,
                     "trials": [r.as_dict() for r in rows],
                 }
                 | ({"configs": [c.as_dict() for c in configs]} if configs else {}),
@@ -50,7 +54,7 @@ def main(directory: Path, as_json: bool = False) -> int:
             )
         )
     else:
-        typer.echo(render(rows, sweep.space_keys))
+        typer.echo(render(rows, sweep.space_keys, sweep.objective, sweep.reduce))
         if configs:
             typer.echo("\nConfigs (search.repeats):\n" + configs_table(configs))
     return 0

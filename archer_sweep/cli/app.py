@@ -77,7 +77,7 @@ def analyze(
     directory: Path = typer.Argument(..., help="Results directory of a sweep."),
     json_: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Per-trial table: params, status, verdict, stop reason, last/best key metrics."""
+    """Per-trial table: params, status, verdict, stop reason, result (objective) and its step, last/best metrics."""
     _call("analyze", directory=directory, as_json=json_)
 
 
@@ -142,9 +142,101 @@ def backtest(
     history: list[Path] = typer.Argument(..., help="History file(s) or results dirs."),
     spec: Path = typer.Option(..., "--spec", help="Spec whose criteria and objective to replay."),
     json_: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    outcome: Optional[str] = typer.Option(
+        None,
+        "--outcome",
+        help="Also score each policy by this key per run (higher is better, e.g. "
+        "val-core/archer-sweep/arithmetic/reward/mean@1): outcome-regret and outcome-false-stops.",
+    ),
+    within: float = typer.Option(
+        0.0, "--within", help="With --outcome: runs within this of the best outcome count as top runs."
+    ),
+    outcome_reduce: str = typer.Option(
+        "best",
+        "--outcome-reduce",
+        help="best: a run's outcome is its best value of KEY, kept by a stop at or after that step "
+        "(best checkpoints); last: its final value, kept only by running to the end.",
+    ),
 ) -> None:
     """Replay recorded runs under the spec's criteria, ASHA, median and no stopping."""
-    _call("backtest", history=history, spec=spec, as_json=json_)
+    _call(
+        "backtest",
+        history=history,
+        spec=spec,
+        as_json=json_,
+        outcome=outcome,
+        within=within,
+        outcome_reduce=outcome_reduce,
+    )
+
+
+@app.command()
+def calibrate(
+    history: list[Path] = typer.Argument(..., help="History file(s) or results dirs of past runs."),
+    spec: Path = typer.Option(..., "--spec", help="Spec whose rules to fit."),
+    outcome: str = typer.Option(
+        ...,
+        "--outcome",
+        help="Outcome key (higher is better), e.g. val-core/archer-sweep/arithmetic/reward/mean@1.",
+    ),
+    within: float = typer.Option(
+        0.0, "--within", help="Runs within this of the best outcome are the top runs to keep."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "-o", "--out", help="Write the fitted spec here (default: print it)."
+    ),
+    form: str = typer.Option(
+        "auto",
+        "--form",
+        help="fixed: fit value/between; relative: fit them × the run's start (relative_to: start, "
+        "carries over to a model on another scale); auto: relative where every run starts the "
+        "metric above 0 and within 2x of each other (a scale the model sets), else fixed.",
+    ),
+    margin: float = typer.Option(
+        0.1, "--margin", help="Move each fitted threshold this share further from the top runs."
+    ),
+    outcome_reduce: str = typer.Option(
+        "best",
+        "--outcome-reduce",
+        help="best: a run's outcome is its best value of KEY, kept by a stop at or after that step "
+        "(best checkpoints); last: its final value, kept only by running to the end.",
+    ),
+) -> None:
+    """Fit the spec's thresholds to past runs with an outcome: per rule, runs stopped, top runs
+    lost, steps saved; then thresholds that lose no top run, written as a spec."""
+    _call(
+        "calibrate",
+        history=history,
+        spec=spec,
+        outcome=outcome,
+        within=within,
+        out=out,
+        form=form,
+        margin=margin,
+        outcome_reduce=outcome_reduce,
+    )
+
+
+@app.command()
+def probe(
+    spec: Path = typer.Argument(..., help="Sweep spec YAML file (backend: command)."),
+    tiny: bool = typer.Option(
+        False,
+        "--tiny",
+        help="Train the CPU-verl kit's tiny Qwen3 on its rows instead of the spec's model and data.",
+    ),
+    steps: int = typer.Option(
+        2, "--steps", min=1, help="Steps to run before the trainer's session is ended."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Directory of the probe's trainer log and output."
+    ),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
+    """Run the spec's trainer for a couple of steps; report overrides accepted, watched metrics
+    seen (or rules that can never judge), time to first step, step time, the session kill and
+    leftovers. Exit 2 with one line per problem."""
+    _call("probe", spec=spec, tiny=tiny, steps=steps, overrides=set_, out=out)
 
 
 def main() -> None:

@@ -1,5 +1,7 @@
-"""`archer-sweep backtest HISTORY… --spec SPEC [--json]`: replay recorded runs under the
-spec's criteria, ASHA, median stopping and no stopping (see archer_sweep.planning.backtest)."""
+"""`archer-sweep backtest HISTORY… --spec SPEC [--outcome KEY [--within X]] [--json]`: replay
+recorded runs under the spec's criteria, ASHA, median stopping and no stopping (see
+archer_sweep.planning.backtest); with `--outcome`, score each policy by that key too
+(archer_sweep.planning.outcome)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from archer_sweep.errors import UserError
+from archer_sweep.planning import outcome as oc
 from archer_sweep.planning.backtest import Backtest, backtest, settings_from_spec
 from archer_sweep.results.history import load_histories
 from archer_sweep.spec.load import read_spec
@@ -18,6 +22,24 @@ from archer_sweep.values import jsonable
 
 
 def to_json(bt: Backtest) -> dict:
+    out = _plain_json(bt)
+    if bt.outcome is None:
+        return out
+    for row in out["runs"]:
+        o = bt.run_outcomes[row["run"]]
+        row["outcome"] = {"value": o.value, "step": o.step}
+    for row in out["policies"]:
+        s = bt.outcome_summaries[row["policy"]]
+        row |= {
+            "outcome_kept_best": s.kept_best,
+            "outcome_regret": s.regret,
+            "outcome_false_stops": s.false_stops,
+        }
+    out["outcome"] = {"key": bt.outcome.key, "within": bt.outcome.within, "reduce": bt.outcome.reduce}
+    return jsonable(out)
+
+
+def _plain_json(bt: Backtest) -> dict:
     return jsonable(
         {
             "runs": [
@@ -62,7 +84,13 @@ def to_markdown(bt: Backtest) -> str:
             ahead = " (forecast)" if (o.reason or "").startswith("forecast") else ""
             cells.append(o.verdict if o.stop_step is None else f"{o.verdict} @ {o.stop_step}{ahead}")
         rows.append(cells)
-    per_run = md_table(["run", "steps", "health (full run)", *policies], rows)
+    head = ["run", "steps", "health (full run)", *policies]
+    if bt.outcome is not None:
+        head.insert(3, f"outcome ({bt.outcome.reduce} @ step)")
+        for r, cells in zip(bt.runs, rows):
+            o = bt.run_outcomes[r.run_id]
+            cells.insert(3, "not reported" if o.value is None else f"{fmt(o.value)} @ {o.step}")
+    per_run = md_table(head, rows)
     srows = []
     for s in bt.summaries:
         regret = (
@@ -82,9 +110,12 @@ def to_markdown(bt: Backtest) -> str:
                 regret,
             ]
         )
-    summary = md_table(
-        ["policy", "trial-steps used", "steps saved", "saved", "best healthy objective", "regret"], srows
-    )
+    shead = ["policy", "trial-steps used", "steps saved", "saved", "best healthy objective", "regret"]
+    if bt.outcome is not None:
+        shead += ["outcome kept", "outcome-regret", "outcome-false-stops"]
+        for s, cells in zip(bt.summaries, srows):
+            cells += _outcome_cells(bt.outcome_summaries[s.policy])
+    summary = md_table(shead, srows)
     cut = [r.run_id for r in bt.runs if (r.verdict or {}).get("verdict", "").startswith("stopped")]
     note = (
         (
@@ -95,17 +126,57 @@ def to_markdown(bt: Backtest) -> str:
         if cut
         else ""
     )
-    return f"## Per run\n\n{per_run}\n\n## Per policy\n\n{summary}\n{note}"
+    return f"## Per run\n\n{per_run}\n\n## Per policy\n\n{summary}\n{note}{_outcome_note(bt)}"
 
 
-def main(history: Sequence[Path], spec: Path, as_json: bool = False) -> int:
+def _outcome_cells(s: oc.OutcomeSummary) -> list:
+    regret = "n/a" if s.regret is None else "all outcomes lost" if math.isinf(s.regret) else fmt(s.regret)
+    false = f"{len(s.false_stops)}" + (
+        f" ({', '.join(s.false_stops[:4])}{', …' if len(s.false_stops) > 4 else ''})" if s.false_stops else ""
+    )
+    return [s.kept_best, regret, false]
+
+
+def _outcome_note(bt: Backtest) -> str:
+    if bt.outcome is None:
+        return ""
+    top = oc.top_runs(list(bt.run_outcomes.values()), bt.outcome.within)
+    return (
+        f"\nOutcome: {bt.outcome.reduce} {bt.outcome.key} of each run; top runs (within "
+        f"{bt.outcome.within:g} of the best): {', '.join(top) or 'none'}. A stop keeps a run's "
+        "outcome when it comes at or after the step of that outcome (with best: its checkpoint kept).\n"
+    )
+
+
+def outcome_spec(runs, key: str, within: float, reduce: str = "best") -> oc.OutcomeSpec:
+    """The `--outcome` settings, checked against the runs (exit 2 on bad input)."""
+    if reduce not in oc.REDUCES:
+        raise UserError(f"--outcome-reduce: unknown {reduce!r} (expected one of {', '.join(oc.REDUCES)})")
+    if not math.isfinite(within) or within < 0:
+        raise UserError(f"--within: {within:g} is not a distance (expected a number >= 0)")
+    if not any(r.series(key)[0] for r in runs):
+        some = sorted({k for r in runs for s in r.steps for k in s if k.startswith("val")})
+        hint = f"e.g. {', '.join(some[:3])}" if some else "a key the history logs"
+        raise UserError(f"--outcome: no run reports {key} (expected {hint})")
+    return oc.OutcomeSpec(key, within, reduce)
+
+
+def main(
+    history: Sequence[Path],
+    spec: Path,
+    as_json: bool = False,
+    outcome: str | None = None,
+    within: float = 0.0,
+    outcome_reduce: str = "best",
+) -> int:
     sweep = read_spec(spec)
     runs = load_histories(history)
     if not any(r.steps for r in runs):
-        from archer_sweep.errors import UserError
-
         raise UserError(f"{', '.join(map(str, history))}: no run with any reports")
-    bt = backtest(runs, sweep.rules(), settings_from_spec(sweep))
+    if outcome is None and within:
+        raise UserError("--within: given without --outcome (expected --outcome KEY)")
+    scored = outcome_spec(runs, outcome, within, outcome_reduce) if outcome is not None else None
+    bt = backtest(runs, sweep.rules(), settings_from_spec(sweep), outcome=scored)
     out = to_json(bt) if as_json else to_markdown(bt)
     if sweep.search.repeats is not None:  # judged per seed, then per config as live
         from archer_sweep.planning import repeats as rp

@@ -29,6 +29,9 @@ Observed, missing, NaN:
 of the last N steps (up to the judged one) instead of that report alone: for noisy batch
 metrics. On a history that reports every step these are the last N reports.
 
+`relative_to: start` (thresholds × the run's first value) and `drop` / `drop_ratio` (a fall
+from the run's best) are judged against the run's own reference: see `reference.py`.
+
 `forecast` (bad rules with <, <=, >, >=) stops a runaway before it crosses the line: see
 `Forecast` and `forecast_crossing`. Its verdict is the rule's own `stopped:<rule>`, with a
 reason such as `forecast: crosses 7 at step ~19 (band 16–23)`.
@@ -42,7 +45,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Optional
 
-from archer_sweep.criteria import trend
+from archer_sweep.criteria import reference, trend
 from archer_sweep.criteria.trend import Forecast
 from archer_sweep.values import is_number
 
@@ -80,10 +83,27 @@ class Rule:
     e.g. a score that one batch of prompts makes noisy."""
     forecast: Optional[Forecast] = None
     """Bad rules: also stop when the trend says the threshold will be crossed soon."""
+    relative_to: Optional[str] = None
+    """`start`: `value` / `between` multiply the metric's first finite reported value."""
+    drop: Optional[float] = None
+    """Bad rules: fire when the judged value is `drop` below its best so far."""
+    drop_ratio: Optional[float] = None
+    """Bad rules: fire when the judged value is `drop_ratio` × |best| below its best so far."""
 
     def __post_init__(self) -> None:
-        if (self.op is None) == (self.between is None):
-            raise ValueError(f"rule {self.name!r}: give exactly one of op/value or between")
+        conditions = [self.op, self.between, self.drop, self.drop_ratio]
+        if sum(c is not None for c in conditions) != 1:
+            raise ValueError(f"rule {self.name!r}: give exactly one of op/value, between, drop or drop_ratio")
+        if self.relative_to is not None and self.relative_to not in reference.RELATIVE_TO:
+            raise ValueError(
+                f"rule {self.name!r}: {self.relative_to=} must be one of {reference.RELATIVE_TO}"
+            )
+        if reference.is_drop(self) and (self.verdict != "bad" or self.relative_to is not None):
+            raise ValueError(f"rule {self.name!r}: drop / drop_ratio need a bad rule without relative_to")
+        if (self.drop is not None and self.drop <= 0) or (
+            self.drop_ratio is not None and not 0 < self.drop_ratio <= 1
+        ):
+            raise ValueError(f"rule {self.name!r}: {self.drop=} must be > 0, {self.drop_ratio=} in (0, 1]")
         if self.op is not None and (self.op not in OPS or self.value is None):
             raise ValueError(f"rule {self.name!r}: {self.op=} needs one of {list(OPS)} and a value")
         if self.between is not None and not self.between[0] <= self.between[1]:
@@ -100,14 +120,23 @@ class Rule:
             )
 
     def holds(self, x: float) -> bool:
-        """The rule's condition on a finite value (for bad rules: the bad thing)."""
-        if self.between is not None:
-            return self.between[0] <= x <= self.between[1]
-        return OPS[self.op](x, self.value)  # type: ignore[index]
+        """The rule's fixed condition on a finite value (for bad rules: the bad thing); a rule
+        with a reference is judged by `reference.condition`."""
+        return self.compare(x, self.value, self.between)
+
+    def compare(self, x: float, value: Optional[float], between: Optional[tuple[float, float]]) -> bool:
+        """`x op value`, or `x` in `between`: the rule's comparison with given thresholds."""
+        if between is not None:
+            return between[0] <= x <= between[1]
+        return OPS[self.op](x, value)  # type: ignore[index]
 
     def describe(self) -> str:
         cond = (
-            f"in [{self.between[0]:g}, {self.between[1]:g}]" if self.between else f"{self.op} {self.value:g}"
+            reference.describe(self)
+            if reference.uses_reference(self)
+            else f"in [{self.between[0]:g}, {self.between[1]:g}]"
+            if self.between
+            else f"{self.op} {self.value:g}"
         )
         when = (
             f"at step {self.at_step}"
@@ -192,6 +221,8 @@ class CriteriaTracker:
     """Return `unhealthy:<rule>` from `update` as soon as a good `at_step` rule misses."""
     seen: set[str] = field(default_factory=set)
     """Watched keys reported so far."""
+    refs: dict[str, reference.Reference] = field(default_factory=dict)
+    """Per rule with a reference (`relative_to`, `drop`): the run's start and best so far."""
 
     def __post_init__(self) -> None:
         if not self.keep_history and any(r.window > 1 or r.forecast for r in self.rules):
@@ -207,6 +238,7 @@ class CriteriaTracker:
         self.seen |= {k for k in watched if _observed(metrics, k)}
         if self.keep_history:
             self.history.append({k: metrics[k] for k in watched if _observed(metrics, k)} | {STEP_KEY: step})
+        self._see_references(step, metrics)
         v = self._check_objective(step, metrics)
         for rule in self.rules:
             if v is None and rule.verdict == "bad":
@@ -215,6 +247,16 @@ class CriteriaTracker:
             v = self._check_decided(step)
         self.verdict = v
         return v
+
+    def _see_references(self, step: int, metrics: Mapping[str, float]) -> None:
+        for rule in self.rules:
+            if not reference.uses_reference(rule) or not _observed(metrics, rule.metric):
+                continue
+            ref = self.refs.setdefault(rule.name, reference.Reference())
+            ref.see_start(_value(metrics, rule.metric))
+            if reference.is_drop(rule):
+                reports = self.history if self.keep_history else [{**metrics, STEP_KEY: step}]
+                ref.see_judged(_judged_value(rule, reports), step)
 
     def _check_objective(self, step: int, metrics: Mapping[str, float]) -> Optional[Verdict]:
         obj = self.objective
@@ -250,16 +292,27 @@ class CriteriaTracker:
             if rule.on_nan == "skip":
                 return None
             hit = True
+        elif reference.uses_reference(rule):
+            ref = self.refs.get(rule.name, reference.Reference())
+            held = reference.condition(rule, x, ref, rule.compare)
+            if held is None:
+                return None  # no reference yet: not judged, the streak stays
+            hit = held
         else:
             hit = rule.holds(x)
+        why = reference.reason(rule, x, self.refs[rule.name]) if hit and rule.name in self.refs else None
         if rule.at_step is not None:
-            return Verdict(f"stopped:{rule.name}", rule.name, step, rule.metric, x) if hit else None
+            return (
+                Verdict(f"stopped:{rule.name}", rule.name, step, rule.metric, x, reason=why) if hit else None
+            )
         streak = self.streaks.get(rule.name, 0) + 1 if hit else 0
         self.streaks[rule.name] = streak
         if streak >= rule.patience:
-            return Verdict(f"stopped:{rule.name}", rule.name, step, rule.metric, x)
+            return Verdict(f"stopped:{rule.name}", rule.name, step, rule.metric, x, reason=why)
         if rule.forecast is not None and math.isfinite(x):
-            reason = forecast_crossing(rule, _recent(rule, self.history), step)
+            reason = forecast_crossing(
+                _absolute(rule, self.refs.get(rule.name)), _recent(rule, self.history), step
+            )
             if reason is not None:
                 return Verdict(f"stopped:{rule.name}", rule.name, step, rule.metric, x, reason=reason)
         return None
@@ -317,9 +370,16 @@ class CriteriaTracker:
                 f"unhealthy:{rule.name}", rule.name, last_step, rule.metric, math.nan, reason=reason
             )
         x = _judged_value(rule, hist[: at + 1])
-        if math.isfinite(x) and rule.holds(x):
+        why = None
+        if rule.relative_to is not None:
+            ref = reference.Reference(start=reference.start_of(hist, rule.metric))
+            if math.isfinite(x) and reference.condition(rule, x, ref, rule.compare):
+                return None
+            why = reference.reason(rule, x, ref, missed=True)
+        elif math.isfinite(x) and rule.holds(x):
             return None
-        return Verdict(f"unhealthy:{rule.name}", rule.name, _step_of(hist[at], last_step), rule.metric, x)
+        step = _step_of(hist[at], last_step)
+        return Verdict(f"unhealthy:{rule.name}", rule.name, step, rule.metric, x, reason=why)
 
 
 def _judged_value(rule: Rule, reports: Sequence[Mapping[str, float]]) -> float:
@@ -359,6 +419,13 @@ def _recent(rule: Rule, hist: Sequence[Mapping[str, float]]) -> list[tuple[int, 
         if math.isfinite(x):
             out.append((s, x))
     return out[::-1]
+
+
+def _absolute(rule: Rule, ref: Optional[reference.Reference]) -> Rule:
+    """The rule with its `relative_to` threshold made absolute by the run's start."""
+    if rule.relative_to is None or ref is None:
+        return rule
+    return replace(rule, value=reference.scaled(rule, ref.start)[0], relative_to=None)
 
 
 def forecast_crossing(rule: Rule, points: Sequence[tuple[int, float]], step: int) -> Optional[str]:
@@ -408,3 +475,8 @@ def evaluate(
         if v is not None:
             return v
     return tracker.finish() if finished else None
+
+
+def judged_value(rule: Rule, reports: Sequence[Mapping[str, float]]) -> float:
+    """The value `rule` judges at the last of `reports` (its window mean for `window > 1`)."""
+    return _judged_value(rule, reports)

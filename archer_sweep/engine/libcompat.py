@@ -31,6 +31,7 @@ PRIVATE_ATTRS: tuple[tuple[str, str, str], ...] = (
     ("ray.tune.search.optuna.OptunaSearch", "_completed_trials", "trials already told to Optuna"),
     ("ray.tune.schedulers.AsyncHyperBandScheduler", "_trial_info", "trials ASHA already tracks"),
     ("optuna.study.Study", "_storage", "the stored state of a trial"),
+    ("optuna.study.Study", "_get_trials", "GPSampler's trial lists (engine/gp_sampler.py widens them)"),
     ("optuna.trial.Trial", "_trial_id", "the storage id of a live trial"),
     ("optuna.trial.FrozenTrial", "_trial_id", "the storage id of a stored trial"),
     # engine/wandb_log.py subclasses Ray's W&B callback, replacing its per-trial actors
@@ -62,6 +63,11 @@ def trials_of(search: Any) -> dict[str, optuna.Trial]:
 
 def completed_of(search: Any) -> set[str]:
     return search._completed_trials
+
+
+def trials_in(study: optuna.Study, **kwargs: Any) -> list[optuna.trial.FrozenTrial]:
+    """`Study._get_trials`, the call GPSampler's `sample_relative` makes (its keywords)."""
+    return study._get_trials(**kwargs)
 
 
 def asha_tracks(asha: Any, trial_id: str) -> bool:

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from archer_sweep.engine.progress import SweepProgress
 from archer_sweep.engine.verdicts import VerdictStore, describe
+from archer_sweep.objective import result_step
 from archer_sweep.results.sweepdir import params_of, read_results, trial_dirs
 from trainable import metrics as M
 
@@ -192,6 +193,19 @@ def final_values(sweep_dir: str | Path, metric: str) -> dict[str, float]:
     return out
 
 
+def best_values(sweep_dir: str | Path, metric: str, mode: str) -> dict[str, tuple[float, int]]:
+    """(best value, its step) of `metric` per trial id (`search.objective_reduce: best`)."""
+    out = {}
+    for tdir in trial_dirs(sweep_dir):
+        reports = read_results(tdir)
+        steps = [int(r.get(M.STEP, i + 1)) for i, r in enumerate(reports)]
+        values = [r.get(metric) for r in reports]
+        step = result_step(steps, values, "best", mode)
+        if step is not None:
+            out[str(reports[-1].get("trial_id", tdir.name))] = (float(values[steps.index(step)]), step)
+    return out
+
+
 def best_healthy(rows: Sequence[Mapping], values: Mapping[str, float], mode: str) -> Optional[dict]:
     """The healthy trial with the best final objective (None if none is healthy)."""
     healthy = [
@@ -214,18 +228,24 @@ def summary(
     study: Optional[str] = None,
     repeats: Any = None,
     rules: Sequence = (),
+    reduce: str = "last",
 ) -> str:
     """The closing text: each trial's verdict (rule, step, value), the best healthy, what
     the early stops spared (given the per-trial step `budget`), paths, and the study's
-    database when it is not the sweep dir's study.db (`study`, from storage.study)."""
+    database when it is not the sweep dir's study.db (`study`, from storage.study). With
+    `reduce` best, each trial's result is its best objective step (checkpoint kept)."""
     sweep_dir = Path(sweep_dir)
     rows = sorted(VerdictStore(sweep_dir).rows(), key=lambda r: r["trial_id"])
     values = final_values(sweep_dir, objective)
+    best = best_values(sweep_dir, objective, mode) if reduce == "best" else {}
+    values |= {tid: v for tid, (v, _) in best.items()}
     lines = [f"Sweep {sweep_dir.name}: {len(rows)}/{total} trials judged"]
     for r in rows:
         params = " ".join(f"{_short(k)}={_fmt(v)}" for k, v in (r.get("params") or {}).items())
         value = values.get(r["trial_id"])
         final = "no report" if value is None else f"final {objective}={_fmt(value)}"
+        if r["trial_id"] in best:
+            final = f"best {objective}={_fmt(value)} @ step {best[r['trial_id']][1]} (checkpoint kept)"
         lines.append(f"  {r['trial_id']}  {params}  {describe(r)}  {final}")
     if repeats is not None:
         from archer_sweep.results.configs import configs, summary_lines

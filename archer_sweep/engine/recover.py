@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Optional
 
 from archer_sweep.engine import libcompat, tune_state
-from archer_sweep.engine.runner import TUNER_FILE
 from archer_sweep.errors import UserError
 from archer_sweep.results.durable import atomic_write
 from archer_sweep.results.sweepdir import (
     PARAMS_FILE,
     SPEC_FILE,
     STUDY_FILE,
+    TUNER_FILE,
     VERDICTS_FILE,
     read_groups,
     read_verdicts,

@@ -24,7 +24,7 @@ from archer_sweep.engine.wandb_log import DriverWandbLoggerCallback
 from archer_sweep.errors import UserError
 from archer_sweep.results.durable import atomic_write
 from archer_sweep.results.replay import BACKEND as REPLAY_BACKEND
-from archer_sweep.results.sweepdir import LOCK_FILE, SPEC_FILE, get_dotted, study_url
+from archer_sweep.results.sweepdir import LOCK_FILE, SPEC_FILE, TUNER_FILE, get_dotted, study_url
 from archer_sweep.spec.space import (
     SEED_KEY,
     apply_params,
@@ -33,10 +33,9 @@ from archer_sweep.spec.space import (
     to_optuna_space,
     total_steps,
 )
+from trainable.trainer import WATCH_KEY
 
 log = logging.getLogger(__name__)
-
-TUNER_FILE = "tuner.pkl"
 
 
 def sweep_dir_of(spec) -> Path:
@@ -250,7 +249,7 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
         metric=s.metric,
         mode=s.mode,
         store=store,
-        base_config=base_config(spec),
+        base_config={**trial_base_config(spec), WATCH_KEY: watched_keys(spec)},
         sampler=sampler,
         storage_url=spec.storage.study or study_url(sweep_dir),
         study_name=spec.name,
@@ -278,12 +277,51 @@ def build_parts(spec, sweep_dir: Path, live: bool = True) -> Parts:
     return Parts(store, scheduler, searcher, callbacks)
 
 
+def watched_keys(spec) -> dict[str, str]:
+    """Rule name → metric key for every rule, plus the objective (`search.metric`): handed to
+    each trial, whose trainer names at its first report any key it does not log (a live
+    trainer's missing key would otherwise stop every trial as stopped:nan). Empty for replay."""
+    if spec.trainable.backend == REPLAY_BACKEND:
+        return {}
+    return {"search.metric": spec.search.metric, **{r.name: r.metric for r in spec.rules()}}
+
+
 def resourced_trainable(spec):
     from ray import tune
 
     from trainable.ray_trainable import GRPOTrainable
 
     return tune.with_resources(GRPOTrainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+
+
+def keeps_best(spec) -> bool:
+    """`search.objective_reduce: best`: the best objective step is the trial's result and its
+    checkpoint is kept (scored by `checkpoint/score`, checkpointed whenever a new best comes)."""
+    return spec.search.objective_reduce == "best"
+
+
+def trial_base_config(spec) -> dict:
+    """`base_config` plus what the Ray trainable itself reads (`_keep_best`)."""
+    from trainable.ray_trainable import KEEP_BEST
+
+    config = base_config(spec)
+    if keeps_best(spec):
+        config[KEEP_BEST] = {"metric": spec.search.metric, "mode": spec.search.mode}
+    return config
+
+
+def checkpoint_config(spec):
+    from ray import tune
+
+    from trainable import metrics as M
+
+    score = {"checkpoint_score_attribute": M.CHECKPOINT_SCORE, "checkpoint_score_order": "max"}
+    return tune.CheckpointConfig(
+        checkpoint_frequency=spec.checkpoint.frequency,
+        checkpoint_at_end=True,
+        num_to_keep=spec.checkpoint.num_to_keep,
+        **(score if keeps_best(spec) else {}),
+    )
 
 
 def make_tuner(spec, sweep_dir: Path, live: bool = True):
@@ -304,11 +342,7 @@ def make_tuner(spec, sweep_dir: Path, live: bool = True):
         storage_path=str(sweep_dir.parent),
         verbose=0,
         callbacks=parts.callbacks,
-        checkpoint_config=tune.CheckpointConfig(
-            checkpoint_frequency=spec.checkpoint.frequency,
-            checkpoint_at_end=True,
-            num_to_keep=spec.checkpoint.num_to_keep,
-        ),
+        checkpoint_config=checkpoint_config(spec),
         failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
     )
     return tune.Tuner(resourced_trainable(spec), tune_config=tune_config, run_config=run_config)

@@ -39,6 +39,7 @@ from ray.tune.search.optuna import OptunaSearch
 from archer_sweep.criteria import Rule, Verdict
 from archer_sweep.criteria.repeats import ERROR, aggregate, mean_std, stops_siblings
 from archer_sweep.engine import libcompat
+from archer_sweep.engine.gp_sampler import RulesAwareGPSampler
 from archer_sweep.engine.sampler import FeasibleSampler
 from archer_sweep.engine.verdicts import VerdictStore
 from archer_sweep.objective import (
@@ -84,7 +85,8 @@ def _grid(seed: Optional[int], n_startup: int, space: Mapping[str, Any]) -> optu
 
 SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
     "tpe": lambda seed, n, space: optuna.samplers.TPESampler(seed=seed, n_startup_trials=n),
-    "gp": lambda seed, n, space: optuna.samplers.GPSampler(seed=seed, n_startup_trials=n),
+    # sees rule-stopped (PRUNED) trials too: Optuna's GP models COMPLETE trials only
+    "gp": lambda seed, n, space: RulesAwareGPSampler(seed=seed, n_startup_trials=n),
     "random": lambda seed, n, space: optuna.samplers.RandomSampler(seed=seed),
     "cmaes": lambda seed, n, space: optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=n),
     "qmc": lambda seed, n, space: optuna.samplers.QMCSampler(seed=seed),

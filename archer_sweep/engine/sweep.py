@@ -175,6 +175,7 @@ def _fit(tuner, spec, sweep_dir: Path) -> int:
             study=spec.storage.study,
             repeats=s.repeats,
             rules=spec.rules(),
+            reduce=s.objective_reduce,
         )
     )
     if interrupted or _judged(rows, spec) < total:

@@ -18,7 +18,9 @@ reports makes the rules on that key not apply to it, with one warning naming run
 Regret = best healthy objective without stopping − best healthy objective among the
 runs the policy let finish (sign flipped for mode min); "healthy" is the criteria
 verdict of the full recorded run, forecasts off (what a researcher who watched every
-step would call it).
+step would call it). With an `OutcomeSpec` (`--outcome KEY`), every policy is also scored
+by an outcome the rules never see (`planning/outcome.py`): outcome-regret and
+outcome-false-stops.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from archer_sweep.criteria import Verdict, evaluate, unreported, without_forecasts
 from archer_sweep.objective import reduce_objective
+from archer_sweep.planning import outcome as oc
 from archer_sweep.results.runs import Run
 from trainable import metrics as M
 
@@ -254,10 +257,22 @@ class Backtest:
     """run id -> criteria verdict of the full recorded run."""
     outcomes: dict[str, list[Outcome]]
     summaries: list[PolicySummary]
+    run_outcomes: dict[str, oc.RunOutcome] = field(default_factory=dict)
+    """With an outcome key: run id -> its outcome (value and step)."""
+    outcome_summaries: dict[str, oc.OutcomeSummary] = field(default_factory=dict)
+    """With an outcome key: policy -> outcome-regret and outcome-false-stops."""
+    outcome: Optional[oc.OutcomeSpec] = None
 
 
-def backtest(runs: Sequence[Run], rules, st: Settings, policies: Sequence[str] = tuple(POLICIES)) -> Backtest:
-    """Replay `runs` under each policy and summarise steps used, saved and regret."""
+def backtest(
+    runs: Sequence[Run],
+    rules,
+    st: Settings,
+    policies: Sequence[str] = tuple(POLICIES),
+    outcome: Optional[oc.OutcomeSpec] = None,
+) -> Backtest:
+    """Replay `runs` under each policy and summarise steps used, saved and regret (and, with
+    `outcome`, outcome-regret and outcome-false-stops)."""
     runs = [r for r in runs if r.steps]
     if not runs:
         raise ValueError("backtest needs at least one run with reports")
@@ -267,7 +282,14 @@ def backtest(runs: Sequence[Run], rules, st: Settings, policies: Sequence[str] =
     healthy = {r.run_id: health.get(r.run_id) == "healthy" for r in runs}
     outcomes = {p: POLICIES[p](runs, rules, st) for p in policies}
     summaries = [summarize(p, runs, outcomes[p], healthy, st) for p in policies]
-    return Backtest(list(runs), health, outcomes, summaries)
+    if outcome is None:
+        return Backtest(list(runs), health, outcomes, summaries)
+    per_run = [oc.run_outcome(r, outcome) for r in runs]
+    scored = {
+        p: oc.summarize(per_run, {o.run_id: o.stop_step for o in outcomes[p]}, outcome.within)
+        for p in policies
+    }
+    return Backtest(list(runs), health, outcomes, summaries, {o.run_id: o for o in per_run}, scored, outcome)
 
 
 def settings_from_spec(spec) -> Settings:

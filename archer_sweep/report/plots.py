@@ -46,6 +46,8 @@ def slug(metric: str) -> str:
 
 def _draw_rules(ax, rules: Sequence[Rule]) -> None:
     for r in rules:
+        if r.relative_to is not None or r.drop is not None or r.drop_ratio is not None:
+            continue  # a threshold of the run's own start or best: no one line for all runs
         good = r.verdict == "good"
         colour = "tab:green" if good else "tab:red"
         label = f"{'good' if good else 'bad'}: {r.name}"

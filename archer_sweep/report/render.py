@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from archer_sweep.criteria import DECIDED, Rule
+from archer_sweep.objective import reduce_objective, result_step
 from archer_sweep.results.analysis import TABLE_METRICS, Sweep, checkpoints, compute, status, trend, value_at
 from archer_sweep.results.configs import configs_table, sweep_configs
 from archer_sweep.results.runs import Run
@@ -54,7 +55,7 @@ def header(sweep: Sweep, commit: str) -> str:
         ["Spec", f"`{sweep.directory / 'spec.yaml'}`"],
         ["Project commit", f"`{commit}`"],
         ["Generated", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")],
-        ["Objective", f"{sweep.mode} `{sweep.objective}`"],
+        ["Objective", f"{sweep.mode} `{sweep.objective}`, {sweep.reduce} of each trial"],
         ["Trials", f"{len(sweep.runs)} ({verdicts or 'none'})"],
         ["Compute used", f"{used} trial-steps"],
         [
@@ -153,6 +154,7 @@ def outcome_table(sweep: Sweep) -> str:
                 r.verdict_name,
                 status(r),
                 r.last_step,
+                _result(sweep, r),
                 *(r.series(m)[1][-1] if r.series(m)[1] else None for m in OUTCOME_METRICS),
             ]
         )
@@ -163,10 +165,19 @@ def outcome_table(sweep: Sweep) -> str:
             "Verdict",
             "Status",
             "Steps",
+            f"result ({sweep.reduce} `{sweep.objective}` @ step)",
             *(f"final `{m}`" for m in OUTCOME_METRICS),
         ],
         rows,
     )
+
+
+def _result(sweep: Sweep, run: Run) -> str:
+    """The trial's result (objective by `search.objective_reduce`) and its step."""
+    steps, values = run.series(sweep.objective)
+    value = reduce_objective(values, sweep.reduce, sweep.mode)
+    step = result_step(steps, values, sweep.reduce, sweep.mode)
+    return "—" if value is None else f"{fmt(value)} @ {step}"
 
 
 def criteria_table(rules: Sequence[Rule]) -> str:

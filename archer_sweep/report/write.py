@@ -19,8 +19,8 @@ NextChange = tuple[list[list], list[dict], str]
 
 
 def importance_study(sweep: Sweep):
-    """In-memory study of every trial with an objective value (its last; a stopped trial
-    counts at its stop), for optuna.importance: stops are the common outcome here, and
+    """In-memory study of every trial with an objective value (by `search.objective_reduce`; a
+    stopped trial counts at its stop), for optuna.importance: stops are the common outcome here, and
     Optuna's importance reads COMPLETE trials only. The stored study is not touched."""
     import optuna
 
@@ -31,7 +31,7 @@ def importance_study(sweep: Sweep):
     space = to_optuna_space(sweep.spec)
     trials = []
     for r in sweep.runs:
-        v = reduce_objective(r.series(sweep.objective)[1], "last", sweep.mode)
+        v = reduce_objective(r.series(sweep.objective)[1], sweep.reduce, sweep.mode)
         if v is None or any(k not in r.params for k in space):
             continue
         trials.append(

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from archer_sweep.criteria import DECIDED, Rule
 from archer_sweep.errors import UserError
+from archer_sweep.objective import reduce_objective, result_step
 from archer_sweep.results.history import SPEC_FILE, Run, is_results_dir, read_results_dir
 from archer_sweep.spec.space import total_steps
 from archer_sweep.values import jsonable, to_float
@@ -52,6 +53,11 @@ class Sweep:
     @property
     def mode(self) -> str:
         return self.spec.search.mode if self.spec is not None else "max"
+
+    @property
+    def reduce(self) -> str:
+        """`search.objective_reduce`: which of a trial's objective values is its result."""
+        return self.spec.search.objective_reduce if self.spec is not None else "last"
 
     @property
     def space_keys(self) -> list[str]:
@@ -125,7 +131,11 @@ def last_value(run: Run, metric: str) -> Optional[float]:
 def band(metric: str, rules: Sequence[Rule]) -> Optional[tuple[float, float]]:
     """The good `between` band of a metric, if a good rule gives one."""
     return next(
-        (r.between for r in rules if r.metric == metric and r.verdict == "good" and r.between is not None),
+        (
+            r.between
+            for r in rules
+            if r.metric == metric and r.verdict == "good" and r.between is not None and r.relative_to is None
+        ),
         None,
     )
 
@@ -192,6 +202,10 @@ class TrialSummary:
     steps: int
     last: dict[str, Optional[float]] = field(default_factory=dict)
     best: dict[str, Optional[float]] = field(default_factory=dict)
+    objective: Optional[float] = None
+    """The trial's result: its objective reduced by `search.objective_reduce`."""
+    result_step: Optional[int] = None
+    """The step that result comes from (with `best`: the best step, whose checkpoint is kept)."""
 
     def as_dict(self) -> dict:
         return jsonable(self.__dict__.copy())
@@ -215,6 +229,8 @@ def summarize(sweep: Sweep) -> list[TrialSummary]:
                 r.last_step,
                 {m: last_value(r, m) for m in M.KEY_METRICS},
                 {m: best_value(r, m, ways[m], band(m, sweep.rules)) for m in M.KEY_METRICS},
+                reduce_objective(r.series(sweep.objective)[1], sweep.reduce, sweep.mode),
+                result_step(*r.series(sweep.objective), sweep.reduce, sweep.mode),
             )
         )
     return out

@@ -24,6 +24,8 @@ SPEC_FILE = "spec.yaml"
 STUDY_FILE = "study.db"
 LOCK_FILE = ".archer-sweep.lock"
 PARAMS_FILE = "params.json"
+TUNER_FILE = "tuner.pkl"
+"""Ray Tune's Tuner state in the sweep dir (its presence marks a sweep Tune has saved)."""
 TRIAL_ID_KEY = "trial_id"
 ITER_KEY = "training_iteration"
 

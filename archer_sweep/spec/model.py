@@ -48,8 +48,10 @@ class ParamSpec(_Model):
 
 class SamplerSpec(_Model):
     type: Literal["tpe", "random", "gp", "cmaes", "qmc", "grid", "feasible"] = "tpe"
-    """Optuna sampler; `feasible`: the feasible-region model of `next` (P(healthy) from every
-    judged trial's verdict, monotone prior on entropy/KL) proposing each new trial."""
+    """Optuna sampler; `gp` is Optuna's GPSampler that also models the trials the rules stopped
+    (as infeasible points with their last report; Optuna's own GP sees COMPLETE trials only);
+    `feasible`: the feasible-region model of `next` (P(healthy) from every judged trial's
+    verdict, monotone prior on entropy/KL) proposing each new trial."""
     seed: Optional[int] = 0
     """Sampler seed (same seed ⇒ same proposals)."""
     n_startup_trials: int = Field(4, ge=0)
@@ -140,6 +142,14 @@ class RuleSpec(_Model):
     forecast: Optional[ForecastSpec] = None
     """Bad rules with <, <=, >, >=: also stop when a robust trend of the last reports will
     cross the threshold within `horizon` steps (verdict stopped:<name>, reason `forecast: …`)."""
+    relative_to: Optional[Literal["start"]] = None
+    """`start`: `value` (or `between`) multiplies the metric's first finite reported value, so
+    the rule carries over to a model whose scale differs (`actor/entropy < 0.05` × start)."""
+    drop: Optional[float] = Field(None, gt=0, allow_inf_nan=False)
+    """Bad rules, instead of a condition: fire when the metric is this far below its best so far
+    (e.g. an eval score that peaked, then fell)."""
+    drop_ratio: Optional[float] = Field(None, gt=0, le=1, allow_inf_nan=False)
+    """Bad rules, instead of a condition: fire when the metric is this share of |best| below its best so far."""
 
     def to_rule(self) -> Rule:
         between = tuple(self.between) if self.between is not None else None
@@ -156,6 +166,9 @@ class RuleSpec(_Model):
             on_nan=self.on_nan,
             window=self.window,
             forecast=Forecast(**self.forecast.model_dump()) if self.forecast else None,
+            relative_to=self.relative_to,
+            drop=self.drop,
+            drop_ratio=self.drop_ratio,
         )
 
 

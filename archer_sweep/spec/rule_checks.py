@@ -45,6 +45,12 @@ RAYS = {
 
 
 def interval(rule: Any) -> Optional[Interval]:
+    """The fixed values where the rule holds; None for a rule judged against the run's own
+    start or best (its values are not comparable with another rule's)."""
+    if getattr(rule, "relative_to", None) is not None or getattr(rule, "drop", None) is not None:
+        return None
+    if getattr(rule, "drop_ratio", None) is not None:
+        return None
     if rule.between is not None:
         return Interval(rule.between[0], True, rule.between[1], True)
     make = RAYS.get(rule.op)
@@ -83,6 +89,8 @@ def _check_alone(rule: Any, path: tuple, lines: Any) -> None:
             path + ("between",),
             "given with `op` (expected either op with value, or between: [low, high])",
         )
+    if _check_drop(rule, path, lines, given):
+        return
     if rule.op is None and rule.between is None:
         raise located(lines, path, "no condition (expected op with value, or between: [low, high])")
     if rule.op is not None and rule.value is None:
@@ -106,6 +114,38 @@ def _check_alone(rule: Any, path: tuple, lines: Any) -> None:
                     path + (name,),
                     "applies only to bad rules (expected at_step for a good rule, or verdict: bad)",
                 )
+
+
+def _check_drop(rule: Any, path: tuple, lines: Any, given: set) -> bool:
+    """Checks of a `drop` / `drop_ratio` rule; True when the rule is one (it then has no op)."""
+    drops = [k for k in ("drop", "drop_ratio") if getattr(rule, k) is not None]
+    if not drops:
+        return False
+    first = drops[0]
+    if len(drops) > 1:
+        raise located(lines, path + ("drop_ratio",), "given with drop (expected one of drop or drop_ratio)")
+    for other in ("op", "between", "value"):
+        if other in given:
+            raise located(
+                lines,
+                path + (other,),
+                f"given with {first} (expected one condition: op with value, between, or {first})",
+            )
+    if rule.verdict != "bad":
+        raise located(
+            lines, path + (first,), "applies only to bad rules (expected verdict: bad, or op with value)"
+        )
+    if rule.relative_to is not None:
+        raise located(
+            lines,
+            path + ("relative_to",),
+            f"given with {first} (expected no relative_to: a {first} is measured from the run's best)",
+        )
+    if rule.forecast is not None:
+        raise located(
+            lines, path + ("forecast",), f"given with {first} (expected op with value for a forecast)"
+        )
+    return True
 
 
 def _check_forecast(rule: Any, path: tuple, lines: Any) -> None:

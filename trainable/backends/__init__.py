@@ -91,6 +91,8 @@ def reported_metrics(name: str, config: Any) -> set[str] | None:
     keys = set(metrics.ALL_KEYS)
     if name == "tiny":
         keys.add(metrics.GIBBERISH_FRAC)
+        if getattr(getattr(config, "data", None), "val_size", 0):
+            keys |= {metrics.TINY_VAL_SCORE, metrics.TIME_VAL}  # sparse: on test_freq's steps
     return keys
 
 

@@ -20,19 +20,24 @@ import math
 import os
 import queue
 import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 from trainable import metrics as M
-from trainable.backends import verl_logs
+from trainable.backends import command_best, verl_logs
 from trainable.backends.command_config import CommandConfig, flatten
 from trainable.backends.command_proc import (
     FileTail,
     OutputPump,
+    alive,
     drain,
     end_session,
     live_processes,
+    remove_leftovers,
+    shm_held,
     spawn,
     start_watchdog,
 )
@@ -56,6 +61,33 @@ _RAY_WORKER_VARS = (
 
 class TrainerExited(RuntimeError):
     """The external trainer died (non-zero exit) or stopped reporting."""
+
+
+class UnreportedMetric(ValueError):
+    """A rule watches a key the trainer's first report does not carry (it never will)."""
+
+
+#: keys logged only every `trainer.test_freq` steps (verl's validation): not checked at step 1
+_PERIODIC_PREFIXES = ("val-", "val/")
+
+
+def unreported_message(watch: dict[str, str], reported: set[str], step: int) -> Optional[str]:
+    """One line naming each (rule, key) of `watch` the report lacks, and the keys it has;
+    None when every watched key is there."""
+    missing = [
+        (rule, key)
+        for rule, key in watch.items()
+        if key not in reported and not key.startswith(_PERIODIC_PREFIXES)
+    ]
+    if not missing:
+        return None
+    what = "; ".join(f"rule `{rule}` watches `{key}`" for rule, key in missing)
+    keys = ", ".join(sorted(reported - {M.STEP}))
+    return (
+        f"{what}, which the trainer does not report (step {step}; it reports "
+        f"{len(reported - {M.STEP})} keys: {keys}); "
+        "map a key it logs with metric_map or drop the rule"
+    )
 
 
 def hydra_value(value: Any) -> str:
@@ -132,11 +164,25 @@ class CommandTrainer:
         self._resumed = False
         self._exit_code: Optional[int] = None
         self._last_report = time.monotonic()
+        self._reported_since_launch = False  # until then start_timeout_s applies
+        self._tmpdir: Optional[Path] = None
+        self._stale: dict[int, dict[str, float]] = {}  # an earlier attempt's steps past step_count
+        self.logged_keys: set[str] = set()
+
+    def keep_best(self, step: int) -> None:
+        """The best objective step so far (from GRPOTrainable): keep the trainer's checkpoint of it."""
+        if self.config.best_checkpoint_dir:
+            command_best.keep_best(self.output_dir, self.config.best_checkpoint_dir, step)
 
     # ---- trial identity -------------------------------------------------------------
     def attach_trial(self, trial: dict[str, Any]) -> None:
-        """Trial info from GRPOTrainable: id, name, dir, storage_dir, experiment."""
+        """Trial info from GRPOTrainable: id, name, dir, storage_dir, experiment, and `watch`
+        (rule name → metric key the sweep's rules read, checked at the first report)."""
         self.trial = dict(trial)
+
+    @property
+    def watch(self) -> dict[str, str]:
+        return dict(self.trial.get("watch") or {})
 
     @property
     def trial_dir(self) -> Path:
@@ -164,6 +210,11 @@ class CommandTrainer:
         return base / self.experiment_name
 
     @property
+    def session_id(self) -> Optional[int]:
+        """The trainer's session (its pid) while launched."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def log_path(self) -> Path:
         return self.trial_dir / LOG_FILE
 
@@ -182,6 +233,9 @@ class CommandTrainer:
         if missing:
             log.info("secret variables not set, trainer runs without them: %s", missing)
         env["PYTHONUNBUFFERED"] = env.get("PYTHONUNBUFFERED", "1")
+        if self._tmpdir is not None:  # temp files, sockets keyed by a job id: the trial's own
+            env["TMPDIR"] = str(self._tmpdir)
+            env["ARCHER_SWEEP_TRIAL_TAG"] = self._tmpdir.name
         if self.config.metrics.source == "jsonl":
             env[self.config.metrics.env_var] = str(self._metrics_path())
         return env
@@ -191,21 +245,31 @@ class CommandTrainer:
 
     def _launch(self) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        # Short (Ray puts its sockets in TMPDIR/ray/session_…/sockets, and a unix socket path
+        # allows 107 bytes: not below the sweep worker's own TMPDIR), unique per launch,
+        # removed with the session.
+        self._tmpdir = Path(tempfile.mkdtemp(prefix=f"as-{self.trial_id[-8:]}-", dir=_short_tmp_root()))
+        if self.config.metrics.source == "jsonl":
+            self._stale = self._earlier_records(_set_aside(self._metrics_path()))
         cwd = str(Path(_origin_dir(), self.config.cwd or "."))
         argv = self.argv()
         log.info("launching trainer for trial %s: %s (cwd %s)", self.trial_id, argv, cwd)
         # What ran, for reproduction (argv and cwd only: secrets live in the environment).
         (self.trial_dir / ARGV_FILE).write_text(json.dumps({"argv": argv, "cwd": cwd}, indent=1))
+        launched = time.time() - 0.05  # what the session creates is newer (ctime in ns on tmpfs)
         try:
             self._proc = spawn(argv, cwd, self._env())
         except OSError as exc:
             raise TrainerExited(f"could not start the trainer {argv[0]!r}: {exc}") from None
-        self._watchdog_pid = start_watchdog(self._proc.pid, self.config.grace_period_s)
+        self._watchdog_pid = start_watchdog(
+            self._proc.pid, self.config.grace_period_s, self._tmpdir, launched
+        )
         on_line = self._lines.put if self.config.metrics.source == "console" else None
         self._pump = OutputPump(self._proc.stdout, self.log_path, self.config.log_tail_lines, on_line)
         if self.config.metrics.source == "jsonl":
             self._tail_file = FileTail(self._metrics_path())
         self._last_report = time.monotonic()
+        self._reported_since_launch = False
 
     def _collect(self) -> None:
         """Move newly logged records into `_pending` (merged by step, old steps dropped)."""
@@ -218,6 +282,8 @@ class CommandTrainer:
             rec = parse(line)
             if rec is None:
                 continue
+            if rec.step > 0 and self._stale:
+                self._settle_stale(rec.step)
             if rec.step <= 0:
                 self._early.update(rec.metrics)
             elif rec.step <= self.step_count:  # reported already (a resumed trainer repeats it)
@@ -225,16 +291,31 @@ class CommandTrainer:
             else:  # same step logged twice, or re-logged after a restart: one report, merged
                 self._pending.setdefault(rec.step, {}).update(rec.metrics)
 
+    def _earlier_records(self, old: Optional[Path]) -> dict[int, dict[str, float]]:
+        """Steps after `step_count` that an earlier attempt logged (its file set aside)."""
+        if old is None:
+            return {}
+        lines = old.read_text(encoding="utf-8", errors="replace").splitlines()
+        return {r.step: r.metrics for r in verl_logs.parse_lines(lines, "jsonl") if r.step > self.step_count}
+
+    def _settle_stale(self, first_new: int) -> None:
+        """The relaunched trainer's first step tells where its checkpoint was: the earlier
+        attempt's steps before it were kept by that checkpoint (reported from the old file),
+        those from it on are run again (the old lines are dropped)."""
+        for step, metrics in sorted(self._stale.items()):
+            if step < first_new:
+                self._pending.setdefault(step, {}).update(metrics)
+        self._stale = {}
+
     def _failure_text(self, summary: str) -> str:
         """The log tail, then one summary line: Ray shows the whole text, while a verdict
-        keeps an error's last line, so that line names the cause and the last log line."""
+        keeps an error's last line, so that line names the cause and the trainer's last error
+        line (verl ends with Hydra's `Set the environment variable HYDRA_FULL_ERROR=1 …`)."""
         tail = list(self._pump.tail) if self._pump else []
+        error = verl_logs.last_error_line(tail)
         last = next((ln.strip() for ln in reversed(tail) if ln.strip()), "(no output)")
-        return (
-            f"last {len(tail)} lines of {self.log_path}:\n"
-            + "\n".join(tail)
-            + f"\n{summary}; last log line: {last}"
-        )
+        where = f"last error line: {error}" if error else f"last log line: {last}"
+        return f"last {len(tail)} lines of {self.log_path}:\n" + "\n".join(tail) + f"\n{summary}; {where}"
 
     def _exit_error(self, code: int) -> TrainerExited:
         return TrainerExited(
@@ -277,15 +358,16 @@ class CommandTrainer:
             time.sleep(0.05)
 
     def _check_timeout(self) -> None:
-        limit = self.config.step_timeout_s
-        if self.step_count == 0:
-            limit = self.config.start_timeout_s or limit
+        # A (re)launch loads the model and starts its rollout engine again: the first step
+        # after it gets start_timeout_s, also when resuming from step N.
+        key = "step_timeout_s" if self._reported_since_launch else "start_timeout_s"
+        limit = getattr(self.config, key)
         if limit is not None and time.monotonic() - self._last_report > limit:
             self.close()
             raise TimeoutError(
                 self._failure_text(
                     f"no step from the trainer for {limit:g}s after step {self.step_count} "
-                    "(step_timeout_s); its processes were ended"
+                    f"({key}); its processes were ended"
                 )
             )
 
@@ -293,6 +375,13 @@ class CommandTrainer:
         metrics = {**self._early, **rec.metrics}
         self._early = {}
         out = verl_logs.map_metrics(metrics, self.config.effective_metric_map())
+        if not self._reported_since_launch and self.step_count == 0:
+            problem = unreported_message(self.watch, set(out), rec.step)
+            if problem is not None:
+                self.close()  # minutes of GPU time saved: no rule on the key can ever judge
+                raise UnreportedMetric(problem)
+        self._reported_since_launch = True
+        self.logged_keys = set(out)  # what the trainer itself logged (before the NaN fill)
         for key in M.ALL_KEYS:  # a metric the trainer does not log is NaN, never made up
             out.setdefault(key, math.nan)
         out[M.STEP] = float(rec.step)
@@ -338,6 +427,7 @@ class CommandTrainer:
         proc = self._proc
         if proc is None:
             return
+        held = shm_held(live_processes(pgid=proc.pid, sid=proc.pid))  # the watchdog scans only every 2 s
         code = end_session(proc, self.config.grace_period_s)
         if self._exit_code is None:
             self._exit_code = code
@@ -345,8 +435,28 @@ class CommandTrainer:
             self._pump.join(timeout=5)
         if proc.stdout is not None:
             proc.stdout.close()
-        if self._watchdog_pid:  # it exits by itself once the session is empty
-            deadline = time.monotonic() + 5
-            while live_processes(pgid=self._watchdog_pid) and time.monotonic() < deadline:
+        if self._watchdog_pid:  # it exits by itself once the session is empty (and cleaned)
+            deadline = time.monotonic() + 10
+            while alive(self._watchdog_pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
             self._watchdog_pid = 0
+        remove_leftovers(held, str(self._tmpdir) if self._tmpdir else None)
+        self._tmpdir = None
+
+
+def _short_tmp_root() -> str:
+    return "/tmp" if os.access("/tmp", os.W_OK) else tempfile.gettempdir()
+
+
+def _set_aside(path: Path) -> Optional[Path]:
+    """Rename an earlier attempt's metrics file to `<name>.<n>` and return the new path, so
+    that the relaunched trainer's tail reads only its own lines: verl reopens the file with
+    `wb` only when `fit()` starts, minutes later, and would otherwise be read from past its end."""
+    if not path.exists():
+        return None
+    n = 1
+    while path.with_name(f"{path.name}.{n}").exists():
+        n += 1
+    aside = path.with_name(f"{path.name}.{n}")
+    shutil.move(str(path), str(aside))
+    return aside

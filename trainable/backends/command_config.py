@@ -27,6 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from trainable import metrics as M
 from trainable.config import ConfigError, nearest
 
+DEFAULT_TIMEOUT_S = 3600.0
+"""Default `step_timeout_s` and `start_timeout_s`: an hour, far above verl's start-up (70-245 s
+on a 2-core CPU, minutes on a GPU node) and a step, yet a hung trainer frees its GPUs."""
+
 LOGGER_KEY = "trainer.logger"
 """verl's list of loggers (console, wandb, file, …)."""
 
@@ -144,10 +148,12 @@ class CommandConfig(_Section):
     """GPUs the trainer uses; written to `gpus_key` unless the overrides set it (must agree)."""
     gpus_key: str = "trainer.n_gpus_per_node"
     """Trainer key of its GPU count."""
-    step_timeout_s: Optional[float] = Field(None, gt=0)
-    """Seconds without a new step before the trial fails (a hung trainer); None = wait forever."""
-    start_timeout_s: Optional[float] = Field(None, gt=0)
-    """Seconds allowed until the first step (model loading, first rollout); default step_timeout_s."""
+    step_timeout_s: Optional[float] = Field(DEFAULT_TIMEOUT_S, gt=0)
+    """Seconds without a new step before the trial fails and its processes are ended (a hung
+    trainer: vLLM-CPU's failed weight sync hangs verl); null = wait forever."""
+    start_timeout_s: Optional[float] = Field(DEFAULT_TIMEOUT_S, gt=0)
+    """Seconds allowed until the first step after each (re)launch (model loading, rollout engine
+    start, first rollout; also when resuming from a checkpoint); null = wait forever."""
     grace_period_s: float = Field(30.0, ge=0)
     """Seconds between SIGTERM and SIGKILL when a trial's process group is ended."""
     exit_timeout_s: float = Field(600.0, ge=0)
@@ -165,6 +171,10 @@ class CommandConfig(_Section):
     )
     """Overrides added when a trial restarts from a checkpoint: the trainer resumes from its own
     checkpoints in its output directory (verl: `trainer.resume_mode=auto`)."""
+    best_checkpoint_dir: Optional[str] = "global_step_{step}"
+    """The trainer's checkpoint directory of a step, relative to its output directory (verl's
+    layout); with `search.objective_reduce: best` the best step's one is hard-linked into
+    `<output dir>/best/`, out of reach of the trainer's own rotation. None = not kept."""
     log_tail_lines: int = Field(30, ge=1, le=1000)
     """Lines of the trainer's log quoted in the error of a crashed trial."""
 

@@ -1,8 +1,12 @@
 """Process plumbing of the `command` backend: launch in a new session, read output, end all.
 
-Run as a script (`python command_proc.py SID OWNER GRACE`) it is the trial's watchdog: it
-ends the trainer's session if the Ray worker that owns it dies first (stdlib only, so it
-starts fast and needs no import path).
+Run as a script (`python command_proc.py SID OWNER GRACE TMPDIR|- SINCE|-`) it is the trial's
+watchdog: it ends the trainer's session if the Ray worker that owns it dies first, and when
+the session is empty (however it ended) removes what the session left behind: the shared
+memory segments in /dev/shm its processes had mapped or open (vLLM / Python shared memory
+leaves ~400 MB of `psm_*` even on a clean exit) and the trial's TMPDIR. Only what this
+session's processes held is removed, never another trial's. Stdlib only, so it starts fast
+and needs no import path.
 
 The trainer starts as the leader of a new session (`start_new_session=True`), so its
 process group id and session id are its pid. Ending a trial signals every process of
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,30 +119,136 @@ def end_session(proc: subprocess.Popen, grace_s: float) -> Optional[int]:
         return proc.poll()
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """The process exists and is no zombie."""
     fields = _stat_fields(pid)
     return fields is not None and fields[0] not in ("Z", "X")
 
 
-def watch(sid: int, owner: int, grace_s: float, poll_s: float = 0.5) -> None:
+SHM_DIR = "/dev/shm"
+
+
+def shm_held(pids: list[int], shm_dir: str = SHM_DIR, maps: bool = True) -> set[str]:
+    """Paths under `shm_dir` that the processes have open (and, with `maps`, mapped);
+    deleted ones excluded."""
+    prefix = shm_dir.rstrip("/") + "/"
+    held: set[str] = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith(prefix) and not target.endswith(" (deleted)"):
+                    held.add(target)
+            if maps:
+                held |= _mapped(pid, prefix)
+        except OSError:
+            continue
+    return held
+
+
+def _mapped(pid: int, prefix: str) -> set[str]:
+    out = set()
+    with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.split(None, 5)
+            if len(parts) == 6 and parts[5].startswith(prefix) and not parts[5].endswith("(deleted)\n"):
+                out.add(parts[5].rstrip("\n"))
+    return out
+
+
+def orphan_semaphores(since: Optional[float], shm_dir: str = SHM_DIR) -> set[str]:
+    """The Python multiprocessing semaphores (`sem.mp-*`) created since `since` (the trainer's
+    launch, epoch seconds) that no process on the machine holds any more: one leaks per verl
+    run, created and closed within a second (too fast to be seen held), and an unheld named
+    semaphore is in use by no one."""
+    if since is None:
+        return set()
+    sems = set()
+    for name in _listing(shm_dir):
+        path = f"{shm_dir}/{name}"
+        try:
+            if name.startswith("sem.mp-") and os.stat(path).st_ctime >= since:
+                sems.add(path)
+        except OSError:
+            continue
+    if not sems:
+        return set()
+    pids = [int(e) for e in os.listdir("/proc") if e.isdigit()]
+    return sems - shm_held(pids, shm_dir)
+
+
+def _listing(shm_dir: str = SHM_DIR) -> set[str]:
+    try:
+        return set(os.listdir(shm_dir))
+    except OSError:
+        return set()
+
+
+def remove_tree(path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_leftovers(shm: set[str], tmpdir: Optional[str]) -> None:
+    """Remove the session's shared memory segments still present, and its TMPDIR."""
+    gone = 0
+    for path in sorted(shm):
+        try:
+            os.unlink(path)
+            gone += 1
+        except OSError:
+            pass
+    if tmpdir:
+        remove_tree(tmpdir)
+    if gone:
+        log.info("removed %d shared memory segment(s) the trainer left in %s", gone, SHM_DIR)
+
+
+def watch(
+    sid: int,
+    owner: int,
+    grace_s: float,
+    tmpdir: Optional[str] = None,
+    since: Optional[float] = None,
+    poll_s: float = 0.5,
+) -> None:
     """Until session `sid` is empty: if process `owner` (the Ray worker that launched the
-    trainer) dies without ending it — driver SIGKILLed, worker force-killed — end it."""
-    while live_processes(pgid=sid, sid=sid):
-        if not _alive(owner):
+    trainer) dies without ending it — driver SIGKILLed, worker force-killed — end it. Each
+    poll note the /dev/shm segments the session holds; once it is empty, remove them."""
+    shm: set[str] = set()
+    scans, names = 0, _listing()
+    while pids := live_processes(pgid=sid, sid=sid):
+        # open files each poll; mappings every 2 s, and at once when a new entry appears
+        now = _listing()
+        shm |= shm_held(pids, maps=scans % 4 == 0 or bool(now - names))
+        scans, names = scans + 1, now
+        if not alive(owner):
             log.warning("owner %d of trainer session %d is gone; ending the session", owner, sid)
+            shm |= shm_held(live_processes(pgid=sid, sid=sid))
             end_session_id(sid, grace_s)
-            return
+            break
         time.sleep(poll_s)
+    remove_leftovers(shm | orphan_semaphores(since), tmpdir)
 
 
-def start_watchdog(sid: int, grace_s: float) -> int:
+def start_watchdog(sid: int, grace_s: float, tmpdir=None, since: Optional[float] = None) -> int:
     """Start `watch` for this process as a detached grandchild; return its pid.
 
     Detached because Ray kills a worker's direct children when the worker dies; a process
     reparented to init (own session) survives to end the trainer's session.
     """
     starter = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), str(sid), str(os.getpid()), str(grace_s)],
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            str(sid),
+            str(os.getpid()),
+            str(grace_s),
+            str(tmpdir or "-"),
+            str(since if since is not None else "-"),
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         start_new_session=True,
@@ -177,14 +288,21 @@ class OutputPump:
 
 
 class FileTail:
-    """Complete new lines of a growing file (verl's JSONL logger), read on demand."""
+    """Complete new lines of a growing file (verl's JSONL logger), read on demand.
+
+    A file replaced (another inode) or truncated (shorter than what was read: verl opens it
+    with `wb` when `fit()` starts) is read again from its start."""
 
     def __init__(self, path: Path):
         self.path, self._offset, self._partial = path, 0, b""
+        self._inode: Optional[int] = None
 
     def read_lines(self) -> list[str]:
         try:
             with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if st.st_ino != self._inode or st.st_size < self._offset:
+                    self._inode, self._offset, self._partial = st.st_ino, 0, b""
                 f.seek(self._offset)
                 chunk = f.read()
         except FileNotFoundError:
@@ -225,4 +343,5 @@ if __name__ == "__main__":
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     logging.basicConfig(level=logging.WARNING, format="archer-sweep watchdog: %(message)s")
-    watch(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))
+    tmp, since = (None if a == "-" else a for a in (sys.argv[4:6] + ["-", "-"])[:2])
+    watch(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), tmp, float(since) if since else None)

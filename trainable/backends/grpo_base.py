@@ -11,7 +11,9 @@ step's prompt draw), then two thin base classes:
   step. A backend's `__init__` calls `super().__init__(config)` and then sets what is
   its own: `tok`, `model`, `policy`, `ref` (a frozen copy) and `optimizer` (a torch
   optimizer, or an engine with `save(dir)` / `load(dir)` that writes model and
-  optimizer itself, as DeepSpeed does), and defines `_encode(problem)`.
+  optimizer itself, as DeepSpeed does), and defines `_encode(problem)`. A backend with
+  held-out prompts sets `val_set` (items `_encode` takes, each with an `answer`): the step
+  then validates on verl's schedule (`validation.due`) and adds verl's val keys to its report.
 
 Everything random comes from the two seeded generators (saved in checkpoints), so the
 same seed gives the same metrics and save → load → step equals the uninterrupted step.
@@ -28,6 +30,7 @@ import torch
 
 from trainable import grpo, rewards, tasks
 from trainable import metrics as M
+from trainable.backends import validation
 from trainable.config import GRPOConfig
 
 SPLIT_SEED = 0  # the task split is fixed: every trial, backend and the warm start share it
@@ -120,6 +123,10 @@ class GRPOTrainer:
     policy: ModelPolicy
     ref: ModelPolicy
     optimizer: Any
+    val_set: Sequence[Any] = ()
+    """Held-out prompts (items `_encode` takes, each with an `answer`); empty = no validation."""
+    val_chunk: int = 64
+    """Validation prompts generated per call."""
 
     def __init__(self, config: GRPOConfig):
         self.config = config
@@ -149,7 +156,28 @@ class GRPOTrainer:
         """Backend-specific metrics of a step's rollout, beyond `metrics.ALL_KEYS`."""
         return {}
 
+    def _val_source(self, item: Any) -> str:
+        """The `data_source` of a validation prompt (its metrics' key): the tiny task's."""
+        return M.TINY_DATA_SOURCE
+
+    def _validate(self) -> dict[str, float]:
+        items = self.val_set
+        ids, answers = [self._encode(p) for p in items], [p.answer for p in items]
+        sources = [self._val_source(p) for p in items]
+        return validation.evaluate(
+            self.policy, ids, answers, sources, self.config, self.score_fn, self.step_count, self.val_chunk
+        )
+
     def step(self) -> dict[str, float]:
+        """One GRPO step's report; validation rides on it (verl logs it with the step's metrics)."""
+        t = self.config.trainer
+        when = validation.due(self.step_count + 1, t.total_steps, t.test_freq, t.val_before_train)
+        when = when if self.val_set else None
+        before = self._validate() if when == validation.BEFORE else {}
+        out = self._train_step()
+        return out | before | (self._validate() if when == validation.AFTER else {})
+
+    def _train_step(self) -> dict[str, float]:
         check_budget(self.step_count, self.config.trainer.total_steps)
         prompts, answers = self._batch()
         out, ro = grpo.grpo_step(

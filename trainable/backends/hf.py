@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from trainable import algos, data_rewards, tasks
-from trainable.backends import grpo_base, hf_data, hf_engines, hf_validate, hf_vllm
+from trainable.backends import grpo_base, hf_data, hf_engines, hf_vllm
 from trainable.config import ConfigError, HFGRPOConfig, nearest
 
 log = logging.getLogger(__name__)
@@ -183,6 +183,7 @@ class HFTrainer(grpo_base.GRPOTrainer):
         model, self.tok = load_model_and_tokenizer(cfg)
         self.model = model.to(self.device)
         self.val_set: list[hf_data.DataPrompt] = []
+        self.val_chunk = cfg.data.train_batch_size
         if cfg.data.train_files:  # rows rendered with the checkpoint's chat template
             self.train_set = hf_data.load_prompts(cfg, self.tok)
             self.val_set = hf_data.load_val_prompts(cfg, self.tok)
@@ -217,17 +218,8 @@ class HFTrainer(grpo_base.GRPOTrainer):
                     f"{what} have up to {longest} tokens (got {self.config.data.max_prompt_length})",
                 )
 
-    def step(self) -> dict[str, float]:
-        # Validation rides on the step's report (verl logs it with the step's metrics).
-        t = self.config.trainer
-        when = hf_validate.due(self.step_count + 1, t.total_steps, t.test_freq, t.val_before_train)
-        when = when if self.val_set else None
-        before = self._validate() if when == hf_validate.BEFORE else {}
-        out = super().step()
-        return out | before | (self._validate() if when == hf_validate.AFTER else {})
-
-    def _validate(self) -> dict[str, float]:
-        return hf_validate.evaluate(self.policy, self.val_set, self.config, self.score_fn, self.step_count)
+    def _val_source(self, item: hf_data.DataPrompt) -> str:
+        return item.row.data_source
 
     def _start_vllm(self) -> hf_vllm.VLLMRollout:
         cfg = self.config

@@ -4,8 +4,9 @@ What is its own: `TinyPolicy` (sampling with `TinyGPT`'s KV cache, log-probs tha
 project only response positions onto the vocabulary, with log-prob and entropy fused as in
 `algos.log_probs_and_entropy`, into `Buffers` reused from step to step; the reference skips
 the entropy), the model (the cached warm start or a seeded random init), AdamW, the size
-checks and the `tiny/gibberish_frac` metric. Batching, seeding, the step budget, the GRPO step and
-checkpoints come from `grpo_base.GRPOTrainer`.
+checks and the `tiny/gibberish_frac` metric. Batching, seeding, the step budget, the GRPO step,
+validation on the task's held-out split (`data.val_size`) and checkpoints come from
+`grpo_base.GRPOTrainer`.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ class TinyTrainer(grpo_base.GRPOTrainer):
         self.tok = get_tokenizer()
         self.model = self._build_model(config)
         _check_sizes(config, len(self._encode(self.train_set[0])), self.model.max_len)
+        self.val_set = tasks.val_set(config.data.val_size, grpo_base.SPLIT_SEED)
         buffers = Buffers()
         self.policy = TinyPolicy(self.model, self.tok, buffers=buffers)
         self.ref = TinyPolicy(grpo_base.frozen_copy(self.model), self.tok, entropy=False, buffers=buffers)

@@ -109,6 +109,22 @@ def parse_jsonl_line(line: str) -> Optional[StepRecord]:
     return StepRecord(int(step), metrics)
 
 
+_ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception|Interrupt|Exit)(\([\w.]*\))?:\s*\S")
+_RAY_PREFIX = re.compile(r"^\([\w.-]+ pid=\d+(, ip=[\d.]+)?\)\s*")
+
+
+def last_error_line(lines: Iterable[str]) -> Optional[str]:
+    """The last `SomeError: message` line of a log tail (Ray prefix and colours dropped), e.g.
+    verl's `RuntimeError: …` before Hydra's closing `Set the environment variable
+    HYDRA_FULL_ERROR=1 …` line; None if there is none."""
+    found = None
+    for line in lines:
+        text = _RAY_PREFIX.sub("", clean_line(line).strip())
+        if _ERROR_LINE.match(text):
+            found = text
+    return found
+
+
 PARSERS = {"console": parse_console_line, "jsonl": parse_jsonl_line}
 """Line parser by metrics source name (the `command` backend's `metrics.source`)."""
 

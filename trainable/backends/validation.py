@@ -1,12 +1,14 @@
-"""Validation of the hf backend: `data.val_files` evaluated on verl's schedule, under verl's keys.
+"""Validation of the in-process backends (tiny, hf): held-out prompts on verl's schedule, verl's keys.
 
 `due` says whether a step's report carries a validation, and of which policy: verl
 validates before training (`trainer.val_before_train`), then after every
 `trainer.test_freq`-th step and after the last one (only when test_freq > 0).
 `evaluate` generates `rollout.val_kwargs.n` responses per validation prompt (greedy by
-default) with the trainer's own rollout engine (HF generate or vLLM), scores them with
-each row's reward and returns `val-core/<data_source>/reward/mean@n` (and friends, see
-`metrics.validation_metrics`) plus `timing_s/testing`.
+default) with the trainer's own rollout engine (tiny's KV-cache sampler, HF generate or
+vLLM), scores them with the trainer's reward and returns
+`val-core/<data_source>/reward/mean@n` (and friends, see `metrics.validation_metrics`) plus
+`timing_s/testing`. The prompts are the tiny task's held-out split (`data.val_size`) or the
+hf backend's `data.val_files`.
 
 Sampled validation draws from a generator seeded by (seed, step), never from the training
 streams: turning validation on leaves the training run unchanged, and a resumed trial
@@ -17,12 +19,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
 from trainable import metrics as M
-from trainable.backends import hf_data
-from trainable.config import HFGRPOConfig
+from trainable.config import GRPOConfig
 
 BEFORE, AFTER = "before", "after"
 
@@ -47,27 +49,29 @@ def val_seed(seed: int, step: int) -> int:
 
 def evaluate(
     policy,
-    prompts: Sequence[hf_data.DataPrompt],
-    cfg: HFGRPOConfig,
-    score_fn: Callable[[str, object], float],
+    prompt_ids: Sequence[Sequence[int]],
+    answers: Sequence[Any],
+    sources: Sequence[str],
+    cfg: GRPOConfig,
+    score_fn: Callable[[str, Any], float],
     step: int,
+    chunk: int,
 ) -> dict[str, float]:
-    """verl's validation metrics of `policy` on `prompts` (scored by `score_fn(text, row)`)."""
+    """verl's validation metrics of `policy` on the prompts (scored by `score_fn(text, answer)`),
+    generated `chunk` prompts at a time (bounds memory on a large validation set)."""
     kw = cfg.rollout.val_kwargs
-    temperature = kw.temperature if kw.do_sample else 0.0  # 0: greedy, in both engines
+    temperature = kw.temperature if kw.do_sample else 0.0  # 0: greedy, in every engine
     gen = torch.Generator().manual_seed(val_seed(cfg.trainer.seed, step))
-    chunk = cfg.data.train_batch_size  # bounds memory on a large validation set
     t0 = time.perf_counter()
     scores: list[float] = []
     policy.eval()
     with torch.no_grad():
-        for start in range(0, len(prompts), chunk):
-            part = prompts[start : start + chunk]
-            ids = [list(p.ids) for p in part]
+        for start in range(0, len(prompt_ids), chunk):
+            ids = [list(p) for p in prompt_ids[start : start + chunk]]
             responses = policy.generate(ids, kw.n, temperature, cfg.data.max_response_length, gen)
             scores += [
-                float(score_fn(policy.decode(r), part[i // kw.n].answer)) for i, r in enumerate(responses)
+                float(score_fn(policy.decode(r), answers[start + i // kw.n])) for i, r in enumerate(responses)
             ]
-    out = M.validation_metrics(scores, [p.row.data_source for p in prompts], kw.n)
+    out = M.validation_metrics(scores, sources, kw.n)
     out[M.TIME_VAL] = time.perf_counter() - t0
     return out
