@@ -15,6 +15,9 @@ CONSTRAINT_KEY = "rules"
 VIOLATED, SATISFIED = 1.0, -1.0
 """Optuna's convention: a constraint value ≤ 0 is satisfied. Healthy satisfies, any other verdict violates."""
 VERDICT_ATTR = "archer_verdict"
+LOST_ATTR = "archer_lost"
+"""User attr of an Optuna trial asked after the searcher's last checkpoint and lost with the
+driver: marked FAIL on resume and asked again, so it is no config of the sweep."""
 """Optuna user attr holding a trial's verdict row ({verdict, rule, step, metric, value})."""
 
 

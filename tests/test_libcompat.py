@@ -14,6 +14,7 @@ import ray
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from ray.air.integrations import wandb as wandb_integration
+from ray.train._internal.checkpoint_manager import _CheckpointManager
 from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search.optuna import OptunaSearch
 
@@ -40,6 +41,9 @@ def _instances() -> dict[str, object]:
         "ray.air.integrations.wandb.WandbLoggerCallback": wandb_integration.WandbLoggerCallback(project="p"),
         "ray.air.integrations.wandb._WandbLoggingActor": wandb_integration._WandbLoggingActor,
         "ray.air.integrations.wandb": wandb_integration,
+        "ray.train._internal.checkpoint_manager._CheckpointManager": _CheckpointManager(
+            checkpoint_config=None
+        ),
     }
 
 

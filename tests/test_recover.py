@@ -98,3 +98,19 @@ def test_a_save_cut_between_its_files_is_mended_from_the_experiment_state(tmp_pa
     mended = pickle.loads((tmp_path / "searcher-state-S1.pkl").read_bytes())
     assert sorted(mended["_ot_trials"]) == ["a", "b", "c"]
     assert mended["_ot_trials"]["c"].number == asked["c"].number
+
+
+def test_a_trial_dir_the_save_does_not_list_and_no_verdict_judged_is_moved_aside(tmp_path, caplog):
+    write_save(tmp_path, "S1", {"a": "TERMINATED"})
+    for tid in ("a", "b", "c"):  # b: started after the save, lost; c: judged after the save
+        (tmp_path / tid).mkdir()
+        (tmp_path / tid / "params.json").write_text("{}")
+        (tmp_path / tid / "result.json").write_text("{}\n")
+    (tmp_path / "verdicts.jsonl").write_text('{"trial_id": "c", "verdict": "healthy"}\n')
+    with caplog.at_level(logging.INFO, logger="archer_sweep.engine.recover"):
+        recover.recover(tmp_path, "fuzz", tmp_path.parent)
+    assert sorted(p.parent.name for p in tmp_path.glob("*/result.json")) == ["a", "c"]
+    assert (tmp_path / ".unusable" / "b" / "result.json").exists()
+    assert [r.getMessage() for r in caplog.records] == [
+        "moved 1 trial dir(s) that Ray Tune's saved state does not list and no verdict judged to .unusable (b)"
+    ]

@@ -43,6 +43,13 @@ PRIVATE_ATTRS: tuple[tuple[str, str, str], ...] = (
     ("ray.air.integrations.wandb._WandbLoggingActor", "_handle_result", "a result -> (log, config)"),
     ("ray.air.integrations.wandb", "_QueueItem", "the logger queue's item kinds"),
     ("ray.air.integrations.wandb", "_run_wandb_process_run_info_hook", "the user's run hook"),
+    # engine/recover.py drops checkpoints a killed driver had deleted from a trial's saved state
+    ("ray.train._internal.checkpoint_manager._CheckpointManager", "_checkpoint_results", "kept checkpoints"),
+    (
+        "ray.train._internal.checkpoint_manager._CheckpointManager",
+        "_latest_checkpoint_result",
+        "restored from",
+    ),
 )
 
 
@@ -73,11 +80,26 @@ def stored_trial(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.Froze
 
 
 def enqueued_params(frozen: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """Params of an enqueued point, also while a killed `ask()` left `params` empty:
-    Optuna keeps them in the `fixed_params` system attribute until they are suggested."""
-    return {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
+    """The values an enqueued point fixed (not those the sampler drew for the rest), also
+    while a killed `ask()` left `params` empty: Optuna keeps them in the `fixed_params`
+    system attribute."""
+    return dict(frozen.system_attrs.get("fixed_params", {}))
 
 
 def live_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.Trial:
     """A stored trial as the live `optuna.Trial` that Ray's OptunaSearch keeps per Ray trial."""
     return optuna.trial.Trial(study, frozen._trial_id)
+
+
+def drop_missing_checkpoints(manager: Any, exists) -> bool:
+    """Remove from a trial's Ray checkpoint manager the checkpoints whose path `exists(path)`
+    denies; the latest becomes the newest one left (None: the trial starts afresh). True if any
+    was dropped."""
+    kept = [r for r in manager._checkpoint_results if exists(r.checkpoint.path)]
+    latest = manager._latest_checkpoint_result
+    if len(kept) == len(manager._checkpoint_results) and (latest is None or exists(latest.checkpoint.path)):
+        return False
+    manager._checkpoint_results = kept
+    if latest is None or not exists(latest.checkpoint.path):
+        manager._latest_checkpoint_result = kept[-1] if kept else None
+    return True

@@ -348,16 +348,6 @@ def make_tuner(spec, sweep_dir: Path, live: bool = True):
     return tune.Tuner(resourced_trainable(spec), tune_config=tune_config, run_config=run_config)
 
 
-def prepare_resume(spec, sweep_dir: Path) -> None:
-    """Before Ray starts: the reports a killed driver never synced, and a usable Tune state
-    (UserError when Tune never saved one, recover.Unrecoverable when none is usable)."""
-    from archer_sweep.engine.recover import recover
-    from archer_sweep.engine.salvage import salvage_staging
-
-    salvage_staging(sweep_dir, spec.name)
-    recover(sweep_dir, spec.name, sweep_dir.parent)
-
-
 def restore_tuner(spec, sweep_dir: Path):
     from ray import tune
 

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archer_sweep.feasible import model as F
 from archer_sweep.feasible.space import candidates, from_unit, to_unit
-from archer_sweep.objective import CONSTRAINT_KEY, VERDICT_ATTR
+from archer_sweep.objective import CONSTRAINT_KEY, LOST_ATTR, VERDICT_ATTR
 
 JUDGED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -37,6 +37,12 @@ def verdict_of(trial: FrozenTrial) -> str:
         return "stopped:pruned"
     flag = (trial.constraints or {}).get(CONSTRAINT_KEY)
     return "unhealthy" if flag is not None and flag > 0 else "healthy"
+
+
+def _index(trials: list[FrozenTrial], number: int) -> int:
+    """The trial's place among the sweep's configs: its number without the trials lost with a
+    killed driver before it, so a resumed sweep draws the candidates the uninterrupted one did."""
+    return sum(t.number < number and LOST_ATTR not in t.user_attrs for t in trials)
 
 
 class FeasibleSampler(optuna.samplers.BaseSampler):
@@ -82,7 +88,7 @@ class FeasibleSampler(optuna.samplers.BaseSampler):
             for t in trials
             if t.state == TrialState.RUNNING and t.number != trial.number and all(k in t.params for k in keys)
         ]
-        seed = None if self._seed is None else self._seed + trial.number
+        seed = None if self._seed is None else self._seed + _index(trials, trial.number)
         X = candidates(ev, len(keys), seed)
         mode = "max" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "min"
         s = F.score_candidates(ev, X, mode, self._directions)

@@ -44,11 +44,13 @@ from archer_sweep.engine.sampler import FeasibleSampler
 from archer_sweep.engine.verdicts import VerdictStore
 from archer_sweep.objective import (
     CONSTRAINT_KEY,
+    LOST_ATTR,
     VERDICT_ATTR,
     constraint_for,
     optuna_outcome,
     reduce_objective,
 )
+from archer_sweep.results.sweepdir import read_results
 from archer_sweep.spec.space import SEED_KEY, apply_params
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,10 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live table reports t
 CONSTRAINT_ATTR = "archer_constraint"
 RAY_TRIAL_ATTR = "ray_trial_id"
 REPEATS_ATTR = "archer_repeats"
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def verdict_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
@@ -147,6 +153,8 @@ class CriteriaOptunaSearch(OptunaSearch):
     # -- suggestions ------------------------------------------------------------------
     def suggest(self, trial_id: str) -> Optional[dict]:
         if self._repeats is None:
+            if self._num_configs is not None and self._configs_asked() >= self._num_configs:
+                return Searcher.FINISHED  # never more than num_samples, whatever Tune counted
             return self._suggest_config(trial_id)
         group = self._open
         if group is not None and (len(self._members[group]) >= self._repeats.count or self._closed(group)):
@@ -168,6 +176,11 @@ class CriteriaOptunaSearch(OptunaSearch):
         self._group_of[trial_id] = group
         self._groups.add(trial_id, group, index, seed)
         return self._apply(config, {SEED_KEY: seed})
+
+    def _configs_asked(self) -> int:
+        """Optuna trials proposed to a Ray trial, those lost with a killed driver left out."""
+        trials = libcompat.study_of(self).get_trials(deepcopy=False)
+        return sum(RAY_TRIAL_ATTR in t.user_attrs and LOST_ATTR not in t.user_attrs for t in trials)
 
     def _suggest_config(self, trial_id: str) -> Optional[dict]:
         params = super().suggest(trial_id)
@@ -335,9 +348,12 @@ class CriteriaOptunaSearch(OptunaSearch):
                 continue
             if tid is None:
                 # asked after the last searcher checkpoint: its Ray trial was never saved
-                libcompat.study_of(self).tell(frozen.number, None, state=TrialState.FAIL)
-                # Its parameters never ran: ask for them again. A driver killed inside ask()
-                # leaves an enqueued point's values only in `fixed_params` (params still {}).
+                study = libcompat.study_of(self)
+                libcompat.live_trial(study, frozen).set_user_attr(LOST_ATTR, True)
+                study.tell(frozen.number, None, state=TrialState.FAIL)
+                # It never ran: ask again. The sampler's state is the checkpoint's, from before
+                # this ask, so a sampled config comes again as it came before; an enqueued
+                # point is queued again (killed inside ask(), its values are only there).
                 params = libcompat.enqueued_params(frozen)
                 if params:
                     libcompat.study_of(self).enqueue_trial(params, skip_if_exists=False)
@@ -348,7 +364,25 @@ class CriteriaOptunaSearch(OptunaSearch):
                 )
             elif tid in libcompat.completed_of(self) or self._store.get(tid) is not None:
                 libcompat.completed_of(self).discard(tid)
-                self.on_trial_complete(tid, None, error=False)
+                self.on_trial_complete(tid, self._reports_on_disk(tid), error=False)
+
+    def _reports_on_disk(self, trial_id: str) -> Optional[dict]:
+        """A trial judged before the kill but not told: its objective values as the uninterrupted
+        sweep saw them, from its `result.json` (the checkpointed searcher has only the values up
+        to its checkpoint), up to the verdict's step; the last report is returned as the result."""
+        row = self._store.get(trial_id) or {}
+        try:
+            reports = read_results(self._store.path.parent / trial_id)
+        except OSError:
+            return None
+        if row.get("step") is not None:
+            reports = [
+                r for r in reports if int(r.get("step", r.get("training_iteration", 0))) <= row["step"]
+            ]
+        values = [float(r[self.metric]) for r in reports if _finite(r.get(self.metric))]
+        if values:
+            self._values[trial_id] = values[:-1]
+        return reports[-1] if reports else None
 
     def _reconcile_group(self, group: int) -> None:
         """After a resume: seeds judged after the last checkpoint are taken from the store."""

@@ -87,7 +87,7 @@ def resume(sweep_dir: Path) -> int:
     env = runner.configure_env(spec)
     with runner.SweepLock(sweep_dir):
         try:
-            runner.prepare_resume(spec, sweep_dir)
+            recover.prepare_resume(spec, sweep_dir)
         except recover.Unrecoverable as exc:
             echo(f"resume failed: {exc}", err=True)
             return 1

@@ -15,6 +15,7 @@ from tests.reliability.helpers import (
     sigkill_when,
     spec_data,
     start_cli,
+    start_killer,
     study_trials,
     verdict_rows,
     write_spec,
@@ -54,23 +55,44 @@ def configs(sweep_dir: Path) -> list[tuple]:
     return sorted(out)
 
 
-@pytest.mark.slow
-def test_kill_a_repeats_sweep_after_two_verdicts_then_resume(tmp_path):
-    ref = tmp_path / "ref"
-    ref.mkdir()
+@pytest.fixture(scope="module")
+def want(tmp_path_factory):
+    ref = tmp_path_factory.mktemp("ref")
     assert run_to_end("run", str(make_spec(ref)), log=ref / "run.log") == 0, (ref / "run.log").read_text()[
         -3000:
     ]
-    want = configs(ref / "results" / NAME)
-    assert [c[0] for c in want] == sorted(COEFFS)
+    out = configs(ref / "results" / NAME)
+    assert [c[0] for c in out] == sorted(COEFFS)
+    return out
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "inside",
+    [None, "searcher_save:before", "tune_state_torn"],
+    ids=["after_two_verdicts", "inside_a_tune_save", "tune_state_torn"],
+)
+def test_kill_a_repeats_sweep_after_two_verdicts_then_resume(tmp_path, want, inside):
+    """Killed after two verdicts; or, once two exist, inside Tune's next save: between its
+    experiment state and the searcher's files (mended from groups.jsonl), or halfway through
+    the experiment state (the torn file stays in staging; once it was copied over the good one
+    and resume died in Tune with a JSONDecodeError)."""
     tmp = tmp_path / "killed"
     tmp.mkdir()
     sweep_dir = tmp / "results" / NAME
-    proc = start_cli("run", str(make_spec(tmp)), log=tmp / "run.log")
+    if inside is None:
+        proc = start_cli("run", str(make_spec(tmp)), log=tmp / "run.log")
+    else:
+        spec = str(make_spec(tmp))
+        proc = start_killer(
+            inside, 1, "run", spec, log=tmp / "run.log", after_verdicts=2, sweep_dir=sweep_dir
+        )
     try:
-        reached = lambda: len(verdict_rows(sweep_dir)) >= 2
-        sigkill_when(proc, reached, tmp / "run.log", "two verdicts", TIMEOUT_S)
+        if inside is None:
+            reached = lambda: len(verdict_rows(sweep_dir)) >= 2
+            sigkill_when(proc, reached, tmp / "run.log", "two verdicts", TIMEOUT_S)
+        else:
+            assert proc.wait(timeout=TIMEOUT_S) == -9, (tmp / "run.log").read_text()[-3000:]
     finally:
         kill_session(proc.pid)  # the rest of its session: Ray's node and trial workers
         proc.wait()
