@@ -239,12 +239,23 @@ def probe(
     _call("probe", spec=spec, tiny=tiny, steps=steps, overrides=set_, out=out)
 
 
+QUIET_LOGGERS = ("tensorboardX.summary",)
+"""INFO chatter kept off the console: Ray's TensorBoard logger renames verl's `…/mean@1` val
+keys with one INFO line per report ("Summary name … is illegal")."""
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main() -> None:
     # Idle OpenMP threads sleep instead of spinning (read when torch loads, so before it is
     # imported; Ray's workers inherit it): with more torch threads than free cores (the warm
     # start on a shared machine) spinning made 2 threads 4.5x slower than 1; asleep, no loss.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     # Bad input must never show a traceback; anything else is a bug and keeps it.
     app(prog_name="archer-sweep")
 
