@@ -212,6 +212,20 @@ def assert_no_ray_left(root: int, timeout: float = 15.0) -> None:
     assert left == [], left
 
 
+def run_to_end(*args: str, log: Path, timeout: float) -> int:
+    """Run `archer-sweep ARGS` to its end; its exit code. A driver that exits must leave no Ray
+    or trial process behind (asserted)."""
+    proc = start_cli(*args, log=log)
+    try:
+        code = proc.wait(timeout=timeout)
+        left = command_lines(wait_gone(proc.pid, timeout=30))
+        assert left == [], left
+        return code
+    finally:
+        kill_session(proc.pid)
+        proc.wait()
+
+
 def command_lines(pids: list[int]) -> list[str]:
     out = []
     for pid in pids:

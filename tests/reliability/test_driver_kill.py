@@ -17,6 +17,7 @@ from typing import Optional
 import pytest
 
 from archer_sweep.results.analysis import load_sweep, summarize
+from tests.reliability import helpers
 from tests.reliability.helpers import (
     command_lines,
     kill_session,
@@ -28,7 +29,6 @@ from tests.reliability.helpers import (
     start_killer,
     study_trials,
     verdict_rows,
-    wait_gone,
     write_spec,
 )
 
@@ -44,15 +44,7 @@ def make_spec(tmp: Path) -> Path:
 
 
 def run_to_end(*args: str, log: Path) -> int:
-    proc = start_cli(*args, log=log)
-    try:
-        code = proc.wait(timeout=RUN_TIMEOUT_S)
-        left = command_lines(wait_gone(proc.pid, timeout=30))
-        assert left == [], left  # a driver that exits leaves no Ray or trial process
-        return code
-    finally:
-        kill_session(proc.pid)
-        proc.wait()
+    return helpers.run_to_end(*args, log=log, timeout=RUN_TIMEOUT_S)
 
 
 def outcome(sweep_dir: Path) -> list[tuple]:

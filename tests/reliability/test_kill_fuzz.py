@@ -21,15 +21,13 @@ from pathlib import Path
 import pytest
 
 from archer_sweep.results.analysis import load_sweep, summarize
+from tests.reliability import helpers
 from tests.reliability.helpers import (
     REPO,
-    command_lines,
     kill_session,
-    start_cli,
     start_killer,
     study_trials,
     verdict_rows,
-    wait_gone,
 )
 
 NAME = "fuzz"
@@ -74,15 +72,7 @@ DEFAULT = ["second_verdict_torn", "mid_run_save_half_done"]  # in the default su
 
 
 def run_to_end(*args: str, log: Path) -> int:
-    proc = start_cli(*args, log=log)
-    try:
-        code = proc.wait(timeout=TIMEOUT_S)
-        left = command_lines(wait_gone(proc.pid, timeout=30))
-        assert left == [], left  # a driver that exits leaves no Ray or trial process
-        return code
-    finally:
-        kill_session(proc.pid)
-        proc.wait()
+    return helpers.run_to_end(*args, log=log, timeout=TIMEOUT_S)
 
 
 def outcome(sweep_dir: Path) -> list[tuple]:
