@@ -137,6 +137,12 @@ def hunt(
     _call("hunt", spec=spec, rounds=rounds, until=until, storage=storage, overrides=set_)
 
 
+OUTCOME_REDUCE_HELP = (
+    "best: a run's outcome is its best value of KEY, kept by a stop at or after that step "
+    "(best checkpoints); last: its final value, kept only by running to the end."
+)
+
+
 @app.command()
 def backtest(
     history: list[Path] = typer.Argument(..., help="History file(s) or results dirs."),
@@ -154,8 +160,7 @@ def backtest(
     outcome_reduce: str = typer.Option(
         "best",
         "--outcome-reduce",
-        help="best: a run's outcome is its best value of KEY, kept by a stop at or after that step "
-        "(best checkpoints); last: its final value, kept only by running to the end.",
+        help=OUTCOME_REDUCE_HELP,
     ),
 ) -> None:
     """Replay recorded runs under the spec's criteria, ASHA, median and no stopping."""
@@ -198,8 +203,7 @@ def calibrate(
     outcome_reduce: str = typer.Option(
         "best",
         "--outcome-reduce",
-        help="best: a run's outcome is its best value of KEY, kept by a stop at or after that step "
-        "(best checkpoints); last: its final value, kept only by running to the end.",
+        help=OUTCOME_REDUCE_HELP,
     ),
 ) -> None:
     """Fit the spec's thresholds to past runs with an outcome: per rule, runs stopped, top runs
