@@ -1,12 +1,17 @@
 """Record the tiny-world table: full runs (no stopping, every metric key, every step) over a
-grid of (entropy_coeff, kl_loss_coef, seed) at the default sweep's settings.
+grid of (entropy_coeff, kl_loss_coef, seed), plus off-grid configs, at the default sweep's
+settings (its validation outcome included).
 
     .venv/bin/python bench/make_table.py [--jobs 2] [--parts DIR] [--out FILE]
+    .venv/bin/python bench/make_table.py --status       # parts done of how many
+    .venv/bin/python bench/make_table.py --only-merge   # merge finished parts, run nothing
 
 Resumable: each finished run is written to its own file under `--parts` (atomically), and
 a rerun skips those. When every run is there, the parts are merged into one gzipped
 history JSONL (`--out`, the format `archer-sweep backtest`/`next` and `backend: replay`
-read) and a provenance file beside it (commit, machine, date, wall time).
+read) and a provenance file beside it (commit, machine, date, wall time, grid, off-grid).
+The commit is the one each recording invocation started from (kept in `--parts`), not the
+one that merges: merging may happen sessions later.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import multiprocessing as mp
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -30,9 +36,32 @@ from trainable import build_trainer
 
 log = logging.getLogger("make_table")
 ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "bench" / "data"
 ENTROPY = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3)
 KL = (0.001, 0.01, 0.03, 0.1)
-SEEDS = (0, 1, 2)
+SEEDS = (0, 1, 2, 3, 4)
+#: (entropy_coeff, kl_loss_coef) inside a grid cell on the log scale in both axes, to test
+#: `backend: replay`'s nearest-config rule (`archer_sweep.results.replay.snap`) against a
+#: recorded truth. Each sits about 1/3 or 2/3 of the way across its cell on each axis (2
+#: significant digits), not at the geometric midpoint: a midpoint is equidistant from the
+#: cell's four corners, so its nearest config would be decided by the tie-break alone.
+#: The corner it snaps to varies; half of them lie where the default sweep searches
+#: hardest (entropy 0.002–0.05, the runaway cliff).
+OFF_GRID = (
+    (0.0013, 0.0046),
+    (0.0037, 0.014),
+    (0.0063, 0.067),
+    (0.0079, 0.014),
+    (0.013, 0.0046),
+    (0.016, 0.014),
+    (0.027, 0.067),
+    (0.037, 0.0022),
+    (0.063, 0.021),
+    (0.21, 0.045),
+)
+#: The files this table's world is made of: a recording from a worktree where they differ
+#: from the commit would not be the commit's world.
+WORLD_FILES = ("trainable", "sweeps/entropy.yaml", "bench/make_table.py")
 
 
 def base_config() -> dict:
@@ -44,29 +73,41 @@ def base_config() -> dict:
     return config
 
 
+def config_of(params: dict) -> dict:
+    """The trainable config of one recorded run, from its dotted params (what the drift test
+    rebuilds a recorded run with)."""
+    config = base_config()
+    for key, value in params.items():
+        *path, leaf = key.split(".")
+        node = config
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return config
+
+
 def run_name(ec: float, kl: float, seed: int) -> str:
     return f"ec{ec:g}-kl{kl:g}-s{seed}"
 
 
+def configs() -> list[tuple[float, float]]:
+    return [(ec, kl) for ec in ENTROPY for kl in KL] + list(OFF_GRID)
+
+
 def jobs() -> list[tuple[str, dict, dict]]:
-    """Seed-major order, so a partial table already covers the whole grid once."""
+    """Seed-major order, so a partial table already covers every config once."""
     out = []
     for seed in SEEDS:
-        for ec in ENTROPY:
-            for kl in KL:
-                params = {"algorithm.entropy_coeff": ec, "algorithm.kl_loss_coef": kl}
-                config = copy.deepcopy(base_config())
-                config["algorithm"].update(entropy_coeff=ec, kl_loss_coef=kl)
-                config["trainer"]["seed"] = seed
-                out.append((run_name(ec, kl, seed), {**params, "trainer.seed": seed}, config))
+        for ec, kl in configs():
+            params = {"algorithm.entropy_coeff": ec, "algorithm.kl_loss_coef": kl, "trainer.seed": seed}
+            out.append((run_name(ec, kl, seed), params, config_of(params)))
     return out
 
 
-def record(job: tuple[str, dict, dict, str]) -> str:
+def record(job: tuple[str, dict, dict, str]) -> tuple[str, float]:
+    """Run one config to its end and write its part file; returns (name, seconds)."""
     name, params, config, parts = job
-    target = Path(parts) / f"{name}.jsonl"
-    if target.exists():
-        return name
+    t0 = time.time()
     trainer = build_trainer(config)
     lines = []
     while not trainer.done():
@@ -74,20 +115,37 @@ def record(job: tuple[str, dict, dict, str]) -> str:
         step = int(metrics["step"])
         lines.append(json.dumps({"run": name, "step": step, "params": params, "metrics": metrics}))
     trainer.close()
+    target = Path(parts) / f"{name}.jsonl"
     tmp = target.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, target)
-    return name
+    return name, time.time() - t0
+
+
+def git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, text=True, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ""
 
 
 def commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True, capture_output=True, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """HEAD's short hash, `+dirty` when the world's files differ from it."""
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--", *WORLD_FILES).strip() else "")
+
+
+def note_commit(parts: Path) -> None:
+    """Remember the commit this invocation records from; warn when it differs from earlier ones."""
+    path = parts / "commits.txt"
+    earlier = path.read_text().split() if path.exists() else []
+    now = commit()
+    if now.endswith("+dirty"):
+        log.warning("the world's files (%s) differ from HEAD: the provenance says so", ", ".join(WORLD_FILES))
+    if earlier and now not in earlier:
+        log.warning("resuming at %s, but parts were recorded at %s: two worlds in one table", now, earlier)
+    if now not in earlier:
+        path.write_text("".join(f"{c}\n" for c in [*earlier, now]))
 
 
 def cpu_model() -> str:
@@ -105,17 +163,25 @@ def add_wall(parts: Path, seconds: float) -> float:
     return total
 
 
-def merge(all_jobs: list, parts: Path, out: Path, wall_s: float) -> None:
+def missing(all_jobs: list, parts: Path) -> list[str]:
+    return [name for name, *_ in all_jobs if not (parts / f"{name}.jsonl").exists()]
+
+
+def merge(all_jobs: list, parts: Path, out: Path) -> None:
     with gzip.open(out, "wt") as f:
-        for name, _, _, _ in all_jobs:
+        for name, *_ in all_jobs:
             f.write((parts / f"{name}.jsonl").read_text())
+    commits_file, wall_file = parts / "commits.txt", parts / "wall_s.txt"
+    commits = commits_file.read_text().split() if commits_file.exists() else [commit()]
     provenance = {
-        "commit": commit(),
+        "commit": commits[0],
+        **({"commits": commits} if len(commits) > 1 else {}),
         "date": dt.date.today().isoformat(),
         "machine": cpu_model(),
         "cores": os.cpu_count(),
-        "wall_s": round(wall_s, 1),
+        "wall_s": float(wall_file.read_text()) if wall_file.exists() else None,
         "grid": {"algorithm.entropy_coeff": ENTROPY, "algorithm.kl_loss_coef": KL, "trainer.seed": SEEDS},
+        "off_grid": [{"algorithm.entropy_coeff": ec, "algorithm.kl_loss_coef": kl} for ec, kl in OFF_GRID],
         "runs": len(all_jobs),
         "config": base_config(),
         "command": "python bench/make_table.py --jobs 2",
@@ -123,25 +189,57 @@ def merge(all_jobs: list, parts: Path, out: Path, wall_s: float) -> None:
     out.with_name(out.name.replace(".jsonl.gz", ".provenance.json")).write_text(
         json.dumps(provenance, indent=2) + "\n"
     )
+    log.info("wrote %s (%d runs) and its provenance", out, len(all_jobs))
+
+
+def run_all(all_jobs: list, parts: Path, n_jobs: int) -> None:
+    """Record the missing runs, logging i/N, elapsed and an ETA from the rate so far."""
+    todo = [j for j in all_jobs if j[0] in set(missing(all_jobs, parts))]
+    done0 = len(all_jobs) - len(todo)
+    log.info("%d of %d runs already recorded; %d to go with %d jobs", done0, len(all_jobs), len(todo), n_jobs)
+    if not todo:
+        return
+    note_commit(parts)
+    build_trainer(base_config())  # the warm start once, before the workers start
+    t0 = time.time()
+    try:
+        with mp.get_context("spawn").Pool(n_jobs) as pool:
+            results = pool.imap_unordered(record, [(*j, str(parts)) for j in todo])
+            for i, (name, secs) in enumerate(results, 1):
+                elapsed = time.time() - t0
+                eta_h = elapsed / i * (len(todo) - i) / 3600
+                n, total = done0 + i, len(all_jobs)
+                log.info(
+                    "%d/%d %s: run %.0f s, elapsed %.0f s, ETA %.1f h", n, total, name, secs, elapsed, eta_h
+                )
+    finally:  # an interrupted invocation's time still counts
+        add_wall(parts, time.time() - t0)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--parts", default=str(ROOT / "bench" / "data" / "tiny-world.parts"))
-    parser.add_argument("--out", default=str(ROOT / "bench" / "data" / "tiny-world.jsonl.gz"))
+    parser.add_argument("--parts", default=str(DATA / "tiny-world-v2.parts"))
+    parser.add_argument("--out", default=str(DATA / "tiny-world-v2.jsonl.gz"))
+    parser.add_argument("--status", action="store_true", help="log parts done of how many, run nothing")
+    parser.add_argument("--only-merge", action="store_true", help="merge the parts (all must be done)")
     args = parser.parse_args()
     parts = Path(args.parts)
     parts.mkdir(parents=True, exist_ok=True)
-    all_jobs = [(*j, str(parts)) for j in jobs()]
-    build_trainer(base_config())  # the warm start once, before the workers start
-    t0 = time.time()
-    with mp.get_context("spawn").Pool(args.jobs) as pool:
-        for i, name in enumerate(pool.imap_unordered(record, all_jobs), 1):
-            log.info("%d/%d %s (%.0f s)", i, len(all_jobs), name, time.time() - t0)
-    merge(all_jobs, parts, Path(args.out), add_wall(parts, time.time() - t0))
-    log.info("wrote %s", args.out)
+    all_jobs = jobs()
+    if args.status:
+        left = missing(all_jobs, parts)
+        done = len(all_jobs) - len(left)
+        log.info("%d of %d parts done in %s; next: %s", done, len(all_jobs), parts, left[:3])
+        return
+    if not args.only_merge:
+        run_all(all_jobs, parts, args.jobs)
+    left = missing(all_jobs, parts)
+    if left:
+        log.error("%d runs missing (first: %s); nothing merged", len(left), left[0])
+        sys.exit(1)
+    merge(all_jobs, parts, Path(args.out))
 
 
 if __name__ == "__main__":
