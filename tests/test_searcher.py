@@ -30,7 +30,7 @@ SEEDS = [
 ]
 
 
-def make(tmp_path, store=None, **kw):
+def make(tmp_path, store=None, kind="tpe", **kw):
     store = store or VerdictStore(tmp_path)
     searcher = CriteriaOptunaSearch(
         SPACE,
@@ -38,7 +38,7 @@ def make(tmp_path, store=None, **kw):
         mode="max",
         store=store,
         base_config=BASE,
-        sampler=make_sampler("tpe", 0, 2, SPACE),
+        sampler=make_sampler(kind, 0, 2, SPACE),
         storage_url=f"sqlite:///{tmp_path}/study.db",
         study_name="s",
         points_to_evaluate=SEEDS,

@@ -10,34 +10,16 @@ import optuna
 import pytest
 
 from archer_sweep.criteria import Verdict
-from archer_sweep.engine.searcher import SAMPLERS, CriteriaOptunaSearch, make_sampler
-from archer_sweep.engine.verdicts import VerdictStore
-from tests.test_searcher import BASE, SPACE
+from archer_sweep.engine.searcher import SAMPLERS, CriteriaOptunaSearch
+from tests import test_searcher
 from trainable import metrics as M
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-POINTS = [
-    {"algorithm.entropy_coeff": 0.01, "algorithm.kl_loss_coef": 0.01},
-    {"algorithm.entropy_coeff": 0.005},
-]
 CONFIGS = 6
 
 
 def make(directory, kind):
-    store = VerdictStore(directory)
-    searcher = CriteriaOptunaSearch(
-        SPACE,
-        metric=M.SCORE_MEAN,
-        mode="max",
-        store=store,
-        base_config=BASE,
-        sampler=make_sampler(kind, 0, 2, SPACE),
-        storage_url=f"sqlite:///{directory}/study.db",
-        study_name="s",
-        points_to_evaluate=POINTS,
-        num_configs=CONFIGS,
-    )
-    return searcher, store
+    return test_searcher.make(directory, kind=kind, num_configs=CONFIGS)
 
 
 def params_of(config) -> tuple:
