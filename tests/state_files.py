@@ -35,3 +35,17 @@ def write_save(
     gen_path = directory / f"search_gen_state-{session}.json"
     gen_path.write_bytes(cloudpickle.dumps(gen))
     return [exp, pkl, gen_path]
+
+
+def write_save_cut_after_two(directory: Path, searcher: dict) -> list[Path]:
+    """Session S1 as a kill between one save's files leaves it: the experiment state lists a, b
+    (TERMINATED) and c (RUNNING); the searcher's files (`searcher`, counter 2, live a and b) are
+    from the save before c started."""
+    return write_save(
+        directory,
+        "S1",
+        {"a": "TERMINATED", "b": "TERMINATED", "c": "RUNNING"},
+        counter=2,
+        live={"a", "b"},
+        searcher=searcher,
+    )

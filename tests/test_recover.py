@@ -12,7 +12,7 @@ import ray.cloudpickle as cloudpickle
 from archer_sweep.engine import recover
 from archer_sweep.engine.searcher import RAY_TRIAL_ATTR
 from archer_sweep.errors import UserError
-from tests.state_files import write_save
+from tests.state_files import write_save, write_save_cut_after_two
 
 
 def test_a_usable_newest_save_is_left_as_it_is(tmp_path, caplog):
@@ -84,14 +84,7 @@ def test_a_save_cut_between_its_files_is_mended_from_the_experiment_state(tmp_pa
         trial.set_user_attr(RAY_TRIAL_ATTR, tid)
         asked[tid] = trial
     searcher = {"_ot_trials": {"a": asked["a"], "b": asked["b"]}, "_ot_study": study, "_group_of": {}}
-    write_save(
-        tmp_path,
-        "S1",
-        {"a": "TERMINATED", "b": "TERMINATED", "c": "RUNNING"},
-        counter=2,
-        live={"a", "b"},
-        searcher=searcher,
-    )
+    write_save_cut_after_two(tmp_path, searcher)
     recover.recover(tmp_path, "fuzz", tmp_path.parent)
     gen = cloudpickle.loads((tmp_path / "search_gen_state-S1.json").read_bytes())
     assert gen["counter"] == 3 and gen["name:ConcurrencyLimiter"]["live_trials"] == {"c"}

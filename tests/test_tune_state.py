@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from archer_sweep.engine import tune_state
-from tests.state_files import write_save
+from tests.state_files import write_save, write_save_cut_after_two
 
 
 def test_a_whole_save_is_usable(tmp_path):
@@ -34,14 +34,7 @@ def test_a_missing_file_is_named(tmp_path):
 
 def test_an_experiment_state_newer_than_the_searcher_files_is_a_mismatch(tmp_path):
     # the kill came between the experiment state and the searcher's files of one save
-    write_save(
-        tmp_path,
-        "S1",
-        {"a": "TERMINATED", "b": "TERMINATED", "c": "RUNNING"},
-        counter=2,
-        live={"a", "b"},
-        searcher={"_ot_trials": {"a": None, "b": None}},
-    )
+    write_save_cut_after_two(tmp_path, {"_ot_trials": {"a": None, "b": None}})
     state = tune_state.read_state(tmp_path, "S1")
     assert state.torn is None
     assert state.mismatch == (
