@@ -64,6 +64,8 @@ def test_one_update_equals_adamw_single_process(stage):
     assert [p.shape for p in params] == [p.shape for p in start]
     assert any(not torch.equal(a, b) for a, b in zip(params, start))  # it did update
     assert_same_update(params, norm)
+    # ZeRO-3 would otherwise leave its own F.linear in torch for the rest of the process.
+    assert torch.nn.functional.linear is torch._C._nn.linear
 
 
 def _free_port() -> int:
