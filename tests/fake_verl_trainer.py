@@ -108,16 +108,18 @@ def spawn_children(count: int) -> None:
         subprocess.Popen([sys.executable, "-c", code[i % 3]])
 
 
-def leave_shm(count: int) -> list:
-    """Like vLLM / Python shared memory: segments in /dev/shm never unlinked, held open."""
+def leave_shm(count: int, tag: str = "") -> list:
+    """Like vLLM / Python shared memory: segments in /dev/shm never unlinked, held open.
+
+    `tag` goes into the names so that a test sees only its own under pytest-xdist."""
     held = []
     for i in range(count):
-        f = open(f"/dev/shm/psm_fake_{os.getpid()}_{i}", "wb")
+        f = open(f"/dev/shm/psm_fake_{tag}{os.getpid()}_{i}", "wb")
         f.write(b"x" * 4096)
         f.flush()
         held.append(f)
     if count:  # like a multiprocessing semaphore a verl run leaks: created, closed, never unlinked
-        with open(f"/dev/shm/sem.mp-fake{os.getpid()}", "wb") as f:
+        with open(f"/dev/shm/sem.mp-fake{tag}{os.getpid()}", "wb") as f:
             f.write(b"s" * 32)
     if count and os.environ.get("TMPDIR"):
         with open(os.path.join(os.environ["TMPDIR"], "rl-colocate-zmq-01000000.sock"), "w") as f:
@@ -167,7 +169,7 @@ def main(argv: list[str]) -> int:
                 f,
             )
     spawn_children(int(a.get("fake.children", 0)))
-    held = leave_shm(int(a.get("fake.shm", 0)))
+    held = leave_shm(int(a.get("fake.shm", 0)), a.get("fake.shm_tag", ""))
     start = 0
     ckpt = os.path.join(out_dir, "latest_step.txt")
     if a.get("trainer.resume_mode") == "auto" and os.path.exists(ckpt):

@@ -127,19 +127,27 @@ def test_the_first_step_after_a_resume_gets_start_timeout_not_step_timeout(tmp_p
     t2.close()
 
 
+#: In this process's fake segments' names (fake.shm_tag): other pytest-xdist workers' are not ours.
+SHM_TAG = f"w{os.getpid()}-"
+
+
 def _fake_shm() -> set[str]:
-    return {n for n in os.listdir("/dev/shm") if n.startswith(("psm_fake_", "sem.mp-fake"))}
+    return {
+        n for n in os.listdir("/dev/shm") if n.startswith((f"psm_fake_{SHM_TAG}", f"sem.mp-fake{SHM_TAG}"))
+    }
 
 
 @pytest.mark.parametrize("how", ["stopped", "finished"])
 def test_the_trials_shm_segments_and_tmpdir_are_removed_when_its_session_ends(tmp_path, how):
-    foreign = Path(f"/dev/shm/psm_fake_other_trial_{os.getpid()}")
+    foreign = Path(f"/dev/shm/psm_fake_{SHM_TAG}other_trial")
     foreign.write_bytes(b"y")
-    older_sem = Path(f"/dev/shm/sem.mp-fake-older{os.getpid()}")  # unheld, there before the session
+    older_sem = Path(f"/dev/shm/sem.mp-fake{SHM_TAG}older")  # unheld, there before the session
     older_sem.write_bytes(b"z")
     time.sleep(0.2)
     try:
-        t = trainer(tmp_path, total_steps=3, overrides={"fake.shm": 2, "fake.step_s": 0.3})
+        t = trainer(
+            tmp_path, total_steps=3, overrides={"fake.shm": 2, "fake.shm_tag": SHM_TAG, "fake.step_s": 0.3}
+        )
         t.step()
         rec = record(t)
         assert len(_fake_shm() - {foreign.name, older_sem.name}) == 3 and Path(rec["tmpdir"]).is_dir()
@@ -158,8 +166,12 @@ def test_the_trials_shm_segments_and_tmpdir_are_removed_when_its_session_ends(tm
 
 def test_two_concurrent_trials_get_their_own_tmpdir_and_tag(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path / ("a-long-sweep-worker-scratch-dir-" * 2)))  # a Ray worker's
-    a = trainer(tmp_path, trial_id="t0000a", overrides={"fake.shm": 1, "fake.step_s": 0.2})
-    b = trainer(tmp_path, trial_id="t0000b", overrides={"fake.shm": 1, "fake.step_s": 0.2})
+    a = trainer(
+        tmp_path, trial_id="t0000a", overrides={"fake.shm": 1, "fake.shm_tag": SHM_TAG, "fake.step_s": 0.2}
+    )
+    b = trainer(
+        tmp_path, trial_id="t0000b", overrides={"fake.shm": 1, "fake.shm_tag": SHM_TAG, "fake.step_s": 0.2}
+    )
     a.step(), b.step()
     ra, rb = record(a), record(b)
     assert ra["tmpdir"] != rb["tmpdir"] and ra["tag"] != rb["tag"]
@@ -196,7 +208,9 @@ def test_a_live_semaphore_of_another_program_is_never_removed(tmp_path):
     (by name, vLLM's live EngineCore semaphore created during another session was removed)."""
     import multiprocessing
 
-    t = trainer(tmp_path, total_steps=2, overrides={"fake.shm": 1, "fake.step_s": 0.3})
+    t = trainer(
+        tmp_path, total_steps=2, overrides={"fake.shm": 1, "fake.shm_tag": SHM_TAG, "fake.step_s": 0.3}
+    )
     t.step()
     lock = multiprocessing.get_context("spawn").Lock()  # created after the trainer's launch
     sem = Path("/dev/shm", "sem." + lock._semlock.name.lstrip("/"))

