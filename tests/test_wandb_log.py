@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from archer_sweep.engine.wandb_log import DriverWandbLoggerCallback
-from archer_sweep.results.wandb_reader import read_wandb_run
+from archer_sweep.results.wandb_reader import is_complete, read_wandb_run
 
 
 class FakeTrial:
@@ -57,6 +57,11 @@ def test_interleaved_trials_each_get_their_own_offline_run(tmp_path):
         run = read_wandb_run(path)
         assert run.params == {"lr": t.config["lr"]}
         assert [s["m/value"] for s in run.steps] == [10 * i + 1, 10 * i + 2, 10 * i + 3]
+        # what the callback waits for after finish(): a file cut before wandb's exit record is not complete
+        assert is_complete(path)
+        cut = tmp_path / f"cut-{t.trial_id}.wandb"
+        cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        assert not is_complete(cut) and not is_complete(tmp_path / "none.wandb")
 
 
 def test_a_failing_init_is_logged_and_the_sweep_goes_on(tmp_path, monkeypatch, caplog):

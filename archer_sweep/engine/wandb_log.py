@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 import urllib.error
+from pathlib import Path
 
 from ray.air.constants import TRAINING_ITERATION
 from ray.air.integrations.wandb import (
@@ -28,11 +29,28 @@ from ray.air.integrations.wandb import (
 )
 
 from archer_sweep.errors import UserError
+from archer_sweep.results.wandb_reader import is_complete
 
 log = logging.getLogger(__name__)
+#: How long a finished run's file may take to be written before the sweep goes on without it.
+WRITE_WAIT_S = 30
 
 # wandb starts its service on the first init; two trials starting at once wait for one.
 _INIT_LOCK = threading.Lock()
+
+
+def _wait_until_written(path: Path, trial: str) -> None:
+    """Wait for wandb-core to finish writing the run's file: with two runs open in one
+    process, `finish()` returned once in ~8 (wandb 0.31) with the file still a bare header
+    (complete ~1 s later), so a report read right after the sweep saw an empty run."""
+    deadline = time.monotonic() + WRITE_WAIT_S
+    while not is_complete(path):
+        if time.monotonic() > deadline:
+            log.warning(
+                "W&B: trial %s's run file %s is still incomplete after %d s", trial, path, WRITE_WAIT_S
+            )
+            return
+        time.sleep(0.05)
 
 
 class _TrialRun(_WandbLoggingActor):
@@ -71,6 +89,7 @@ class _TrialRun(_WandbLoggingActor):
             self._log_until_end(run)
         finally:
             run.finish()
+            _wait_until_written(Path(run.settings.sync_file), self._trial_name)
 
     def _log_until_end(self, run) -> None:
         while True:

@@ -71,6 +71,21 @@ def _config(updates, into: dict) -> None:
         into[k] = json.loads(u.value_json)
 
 
+def is_complete(path: Path) -> bool:
+    """Whether wandb has written the run's `exit` record, its last, to this transaction log."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    try:
+        for raw in _payloads(path):
+            rec = pb.Record()
+            rec.ParseFromString(raw)
+            if rec.WhichOneof("record_type") == "exit":
+                return True
+    except Exception:  # not there yet, half written, or undecodable: not complete
+        return False
+    return False
+
+
 def read_wandb_run(path: Path) -> Run:
     """One offline run: params = the flattened run config, steps = the history records."""
     from wandb.proto import wandb_internal_pb2 as pb
