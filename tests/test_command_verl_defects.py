@@ -131,6 +131,13 @@ def test_the_first_step_after_a_resume_gets_start_timeout_not_step_timeout(tmp_p
 SHM_TAG = f"w{os.getpid()}-"
 
 
+def _shm_trainer(tmp_path, shm: int, step_s: float, **kw):
+    """A fake trainer that leaves `shm` /dev/shm segments (and a semaphore) named with SHM_TAG."""
+    return trainer(
+        tmp_path, overrides={"fake.shm": shm, "fake.shm_tag": SHM_TAG, "fake.step_s": step_s}, **kw
+    )
+
+
 def _fake_shm() -> set[str]:
     return {
         n for n in os.listdir("/dev/shm") if n.startswith((f"psm_fake_{SHM_TAG}", f"sem.mp-fake{SHM_TAG}"))
@@ -145,9 +152,7 @@ def test_the_trials_shm_segments_and_tmpdir_are_removed_when_its_session_ends(tm
     older_sem.write_bytes(b"z")
     time.sleep(0.2)
     try:
-        t = trainer(
-            tmp_path, total_steps=3, overrides={"fake.shm": 2, "fake.shm_tag": SHM_TAG, "fake.step_s": 0.3}
-        )
+        t = _shm_trainer(tmp_path, 2, 0.3, total_steps=3)
         t.step()
         rec = record(t)
         assert len(_fake_shm() - {foreign.name, older_sem.name}) == 3 and Path(rec["tmpdir"]).is_dir()
@@ -166,12 +171,8 @@ def test_the_trials_shm_segments_and_tmpdir_are_removed_when_its_session_ends(tm
 
 def test_two_concurrent_trials_get_their_own_tmpdir_and_tag(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path / ("a-long-sweep-worker-scratch-dir-" * 2)))  # a Ray worker's
-    a = trainer(
-        tmp_path, trial_id="t0000a", overrides={"fake.shm": 1, "fake.shm_tag": SHM_TAG, "fake.step_s": 0.2}
-    )
-    b = trainer(
-        tmp_path, trial_id="t0000b", overrides={"fake.shm": 1, "fake.shm_tag": SHM_TAG, "fake.step_s": 0.2}
-    )
+    a = _shm_trainer(tmp_path, 1, 0.2, trial_id="t0000a")
+    b = _shm_trainer(tmp_path, 1, 0.2, trial_id="t0000b")
     a.step(), b.step()
     ra, rb = record(a), record(b)
     assert ra["tmpdir"] != rb["tmpdir"] and ra["tag"] != rb["tag"]
@@ -208,9 +209,7 @@ def test_a_live_semaphore_of_another_program_is_never_removed(tmp_path):
     (by name, vLLM's live EngineCore semaphore created during another session was removed)."""
     import multiprocessing
 
-    t = trainer(
-        tmp_path, total_steps=2, overrides={"fake.shm": 1, "fake.shm_tag": SHM_TAG, "fake.step_s": 0.3}
-    )
+    t = _shm_trainer(tmp_path, 1, 0.3, total_steps=2)
     t.step()
     lock = multiprocessing.get_context("spawn").Lock()  # created after the trainer's launch
     sem = Path("/dev/shm", "sem." + lock._semlock.name.lstrip("/"))

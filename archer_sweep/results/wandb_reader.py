@@ -71,33 +71,32 @@ def _config(updates, into: dict) -> None:
         into[k] = json.loads(u.value_json)
 
 
-def is_complete(path: Path) -> bool:
-    """Whether wandb has written the run's `exit` record, its last, to this transaction log."""
+def _records(path: Path) -> Iterator:
+    """The file's records (wandb's generated `Record`), in order."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    try:
-        for raw in _payloads(path):
-            rec = pb.Record()
-            rec.ParseFromString(raw)
-            if rec.WhichOneof("record_type") == "exit":
-                return True
-    except Exception:  # not there yet, half written, or undecodable: not complete
-        return False
-    return False
-
-
-def read_wandb_run(path: Path) -> Run:
-    """One offline run: params = the flattened run config, steps = the history records."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    config: dict = {}
-    run_id, steps = path.stem.removeprefix("run-"), []
     for raw in _payloads(path):
         rec = pb.Record()
         try:
             rec.ParseFromString(raw)
         except Exception as exc:  # protobuf's DecodeError has no stable import path
             raise UserError(f"{path}: undecodable record ({exc})") from exc
+        yield rec
+
+
+def is_complete(path: Path) -> bool:
+    """Whether wandb has written the run's `exit` record, its last, to this transaction log."""
+    try:
+        return any(rec.WhichOneof("record_type") == "exit" for rec in _records(path))
+    except (OSError, UserError):  # not there yet, or half written: not complete
+        return False
+
+
+def read_wandb_run(path: Path) -> Run:
+    """One offline run: params = the flattened run config, steps = the history records."""
+    config: dict = {}
+    run_id, steps = path.stem.removeprefix("run-"), []
+    for rec in _records(path):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             run_id = rec.run.run_id or run_id
