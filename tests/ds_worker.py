@@ -42,6 +42,11 @@ def main(out: str, stages: list[int]) -> None:
             torch.save(
                 {"params": [p.detach() for p in net.parameters()], "grad_norm": norm}, f"{out}.{stage}"
             )
+    # Both ranks leave together: rank 0 hosts the group's TCP store, and a rank still holding
+    # the group when it goes aborted at exit ("terminate called without an active exception",
+    # rank 1 exit -6, once in CI).
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

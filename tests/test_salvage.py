@@ -7,7 +7,8 @@ import json
 import os
 import time
 
-from archer_sweep.engine.salvage import salvage_staging
+from archer_sweep.engine.salvage import restore_judged_reports, salvage_staging
+from archer_sweep.engine.scheduler import judged_report
 from tests.state_files import write_save
 
 NAME = "kill"
@@ -70,3 +71,30 @@ def test_a_save_with_a_torn_file_is_not_copied_a_whole_one_is(tmp_path):
     ]
     assert all((sweep / p.name).read_bytes() == p.read_bytes() for p in whole)
     assert not (sweep / ".5f1e-tmp-search_gen_state-S2.json").exists()
+
+
+def test_the_report_a_verdict_was_judged_on_is_written_back_once(tmp_path, caplog):
+    sweep, _ = layout(tmp_path)
+    (sweep / "t1" / "result.json").write_text('{"training_iteration": 1, "step": 1}\n{"trai')  # torn
+    (sweep / "t2").mkdir()
+    (sweep / "t2" / "result.json").write_text('{"training_iteration": 3}\n')
+    flat = {"training_iteration": 2, "step": 2, "actor/entropy": float("nan"), "config/x": 1, "arr": [1]}
+    rows = [
+        {"trial_id": "t1", "verdict": "stopped:entropy_high", "step": 2, "report": judged_report(flat)},
+        {"trial_id": "t2", "verdict": "stopped:x", "step": 3, "report": {"training_iteration": 3}},
+        {"trial_id": "t3", "verdict": "error"},  # no report, no dir
+    ]
+    (sweep / "verdicts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with caplog.at_level("INFO", logger="archer_sweep.engine.salvage"):
+        assert restore_judged_reports(sweep) == 1
+        assert restore_judged_reports(sweep) == 0  # already there: never twice
+    lines = (sweep / "t1" / "result.json").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"training_iteration": 1, "step": 1},
+        {"training_iteration": 2, "step": 2, "actor/entropy": "nan", "done": True, "config": {"x": 1}},
+    ]
+    assert (sweep / "t2" / "result.json").read_text() == '{"training_iteration": 3}\n'
+    assert [r.getMessage() for r in caplog.records] == [
+        "trial t1: wrote the report of iteration 2 it was judged on to result.json (the driver stopped "
+        "before Ray Tune logged it)"
+    ]

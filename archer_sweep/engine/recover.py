@@ -45,9 +45,10 @@ class Unrecoverable(Exception):
 def prepare_resume(spec, sweep_dir: Path) -> None:
     """Before Ray starts: the reports a killed driver never synced, then a usable Tune state
     (UserError when Tune never saved one, Unrecoverable when none is usable)."""
-    from archer_sweep.engine.salvage import salvage_staging
+    from archer_sweep.engine.salvage import restore_judged_reports, salvage_staging
 
     salvage_staging(sweep_dir, spec.name)
+    restore_judged_reports(sweep_dir)
     recover(sweep_dir, spec.name, sweep_dir.parent)
 
 

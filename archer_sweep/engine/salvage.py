@@ -13,6 +13,11 @@ with it: a JSON or pickle file is copied only if it loads, a line file (`result.
 `progress.csv`, `*.jsonl`) only up to its last complete line, Tune's temp files never, and
 Tune's experiment state only as the three files of one save, each readable
 (engine/tune_state.py; whether they agree is `engine/recover.py`'s to check).
+
+One report is in no staging file: the one a trial was judged on when the driver was killed
+between the verdict's append and Tune's result logger (which runs after the scheduler). The
+verdict line keeps it (`report`), and `restore_judged_reports` writes it to the trial's
+`result.json` when that ends before it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Optional
 
 from archer_sweep.engine import tune_state
 from archer_sweep.results.durable import atomic_write, complete_lines
+from archer_sweep.results.sweepdir import ITER_KEY, PARAMS_FILE, RESULT_FILE, read_results, read_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -126,3 +132,35 @@ def _copy(src: Path, dst: Path, data: bytes) -> bool:
     atomic_write(dst, data)
     shutil.copystat(src, dst)
     return True
+
+
+def restore_judged_reports(sweep_dir: Path) -> int:
+    """Append to each judged trial's `result.json` the report its verdict was judged on when
+    the file ends before that iteration; return how many were written (one INFO line each)."""
+    written = 0
+    for trial_id, row in read_verdicts(sweep_dir).items():
+        report = row.get("report")
+        trial_dir = Path(sweep_dir) / trial_id  # runner.trial_dirname
+        if (
+            not isinstance(report, dict)
+            or not isinstance(report.get(ITER_KEY), int)
+            or not trial_dir.is_dir()
+        ):
+            continue
+        path = trial_dir / RESULT_FILE
+        if path.exists() and any(r.get(ITER_KEY, 0) >= report[ITER_KEY] for r in read_results(trial_dir)):
+            continue
+        params = trial_dir / PARAMS_FILE
+        config = json.loads(params.read_text(encoding="utf-8")) if params.exists() else {}
+        line = json.dumps(report | {"done": True, "config": config}) + "\n"
+        old = complete_lines(path.read_bytes()) if path.exists() else b""
+        atomic_write(path, old + line.encode("utf-8"))
+        written += 1
+        log.info(
+            "trial %s: wrote the report of iteration %d it was judged on to %s (the driver stopped "
+            "before Ray Tune logged it)",
+            trial_id,
+            report[ITER_KEY],
+            RESULT_FILE,
+        )
+    return written

@@ -33,6 +33,7 @@ from archer_sweep.criteria.repeats import sibling_verdict, stops_siblings
 from archer_sweep.engine import libcompat
 from archer_sweep.engine.verdicts import VerdictStore
 from archer_sweep.results.sweepdir import RESULT_FILE, params_of
+from archer_sweep.values import jsonable
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class CriteriaScheduler(FIFOScheduler):
         if verdict is None:
             verdict = self._timeout(result)
         if verdict is not None:
-            self._record(trial, verdict)
+            self._record(trial, verdict, report=result)
             return TrialScheduler.STOP
         if self.asha is None:
             return TrialScheduler.CONTINUE
@@ -138,6 +139,7 @@ class CriteriaScheduler(FIFOScheduler):
                     value=float(value) if value is not None else None,
                     reason="below the ASHA rung cut-off",
                 ),
+                report=result,
             )
         return decision
 
@@ -256,10 +258,16 @@ class CriteriaScheduler(FIFOScheduler):
         return f"CriteriaScheduler: {len(self.rules)} rules, {stopped} trials stopped"
 
     # -- helpers --------------------------------------------------------------------
-    def _record(self, trial, verdict: Verdict) -> None:
+    def _record(self, trial, verdict: Verdict, report: Optional[Mapping[str, Any]] = None) -> None:
+        """`report`: the result the verdict was judged on, kept in its verdict line: Tune's
+        logger writes it only after this hook, and a driver killed in between would leave
+        it in no file (`salvage.restore_judged_reports` writes it back on resume)."""
         member = self.groups.get(trial.trial_id) if self.groups is not None else None
-        extra = {"group": member["group"], "seed": member["seed"]} if member else None
-        self.store.record(trial.trial_id, params_of(trial.config, self.param_keys), verdict, extra)
+        extra = {"group": member["group"], "seed": member["seed"]} if member else {}
+        if report is not None:
+            extra["report"] = judged_report(report)
+        params = params_of(trial.config, self.param_keys)
+        self.store.record(trial.trial_id, params, verdict, extra or None)
         rule = stops_siblings(verdict, self.rules) if self.stop_siblings else None
         if rule is not None:
             self._sibling_stops.append((trial.trial_id, rule, verdict.step))
@@ -295,6 +303,24 @@ class CriteriaScheduler(FIFOScheduler):
                 tracker.update(past)  # resume: replay what the trial reported before
             self.trackers[trial.trial_id] = tracker
         return tracker
+
+
+def judged_report(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat result Tune hands the scheduler, as its logger would write it: the trial
+    config left out (it is in the trial's params.json), numpy scalars as Python numbers,
+    anything else that is not a JSON scalar dropped."""
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        if key.startswith("config/"):
+            continue
+        if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+            try:
+                value = value.item()
+            except (TypeError, ValueError):  # an array of several values
+                continue
+        if value is None or isinstance(value, (bool, int, float, str)):
+            out[key] = value
+    return jsonable(out)
 
 
 def _step(result: Mapping[str, Any]) -> int:

@@ -88,7 +88,8 @@ class VerdictStore(JsonlStore):
         self, trial_id: str, params: Mapping[str, Any], verdict: Verdict, extra: Optional[Mapping] = None
     ) -> dict:
         """Append the verdict of `trial_id` unless it already has one; return the stored row.
-        `extra`: more keys of the row (with repeats: `group` and `seed`)."""
+        `extra`: more keys of the row (with repeats: `group` and `seed`; a verdict judged
+        on a report: that `report`)."""
         with self._lock:
             if trial_id in self._rows:
                 return self._rows[trial_id]

@@ -146,21 +146,7 @@ def test_kill_then_resume(point, reference, tmp_path):
     check(kill_and_resume(point, tmp_path), reference)
 
 
-#: points where the resumed sweep still differs, and why
-KNOWN = {
-    "last_verdict_written": "killed between the verdict append and Tune's result logger, the judged "
-    "step's report is in no file: result.json ends one step short (verdicts and study are complete)",
-}
-
-
 @pytest.mark.killfuzz
-@pytest.mark.parametrize(
-    "point",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(reason=KNOWN[p], strict=True)) if p in KNOWN else p
-        for p in POINTS
-        if p not in DEFAULT
-    ],
-)
+@pytest.mark.parametrize("point", [p for p in POINTS if p not in DEFAULT])
 def test_kill_fuzz(point, reference, tmp_path):
     check(kill_and_resume(point, tmp_path), reference)
