@@ -168,6 +168,8 @@ def missing(all_jobs: list, parts: Path) -> list[str]:
 
 
 def merge(all_jobs: list, parts: Path, out: Path) -> None:
+    from drift_reference import cpu_capability, cpu_vendor  # a sibling script, as the drift test imports it
+
     with gzip.open(out, "wt") as f:
         for name, *_ in all_jobs:
             f.write((parts / f"{name}.jsonl").read_text())
@@ -179,6 +181,9 @@ def merge(all_jobs: list, parts: Path, out: Path) -> None:
         "date": dt.date.today().isoformat(),
         "machine": cpu_model(),
         "cores": os.cpu_count(),
+        # the world depends on torch's CPU kernels (tests/test_table_drift.py re-runs under them)
+        "cpu_vendor": cpu_vendor(),
+        "cpu_capability": cpu_capability(),
         "wall_s": float(wall_file.read_text()) if wall_file.exists() else None,
         "grid": {"algorithm.entropy_coeff": ENTROPY, "algorithm.kl_loss_coef": KL, "trainer.seed": SEEDS},
         "off_grid": [{"algorithm.entropy_coeff": ec, "algorithm.kl_loss_coef": kl} for ec, kl in OFF_GRID],

@@ -1,28 +1,34 @@
-"""The recorded tiny world is still the trainer's world: the first steps of one recorded run,
-re-run at HEAD with the recorder's own config (bench/make_table.py), give the recorded reports.
+"""The recorded tiny world is still the trainer's world: the first steps of the v2 table's first
+run, re-run at HEAD with the recorder's own config (bench/make_table.py), give the recorded reports.
 
 When this fails, the trainer's floats (or the default sweep's config) changed since the table
-was recorded: re-record it (`bench/make_table.py`), don't loosen the test. The run checked is
-the first run of the v2 table once it is merged (`bench/data/tiny-world-v2.jsonl.gz`), until
-then a committed copy of its first steps (`tests/data/table_drift.jsonl`, provenance beside
-it). The shipped `tiny-world.jsonl.gz` (793cc62) is not checked: it is known stale (#24).
+was recorded: re-record it (`bench/make_table.py`) and its AVX2 reference
+(`bench/drift_reference.py`), don't loosen the test. The shipped `tiny-world.jsonl.gz` (793cc62)
+is not checked: it is known stale (#24).
+
+torch picks its CPU kernels per CPU, and the sampled tokens follow the logits' last bits, so each
+reference is re-run (bench/drift_reference.py, a fresh process) under the kernels it was
+recorded with: the table under AVX-512 where the CPU has them, a committed copy of its first steps
+recorded under AVX2 (`tests/data/table_drift.jsonl`) on every CPU.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
-from trainable import build_trainer
+import pytest
+
 from trainable import metrics as M
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 V2_TABLE = REPO / "bench" / "data" / "tiny-world-v2.jsonl.gz"
 FIXTURE = REPO / "tests" / "data" / "table_drift.jsonl"
+RERUN = REPO / "bench" / "drift_reference.py"
 STEPS = 3  # a few seconds: the warm start, one validation and three GRPO steps
 
 #: Counted from sampled tokens and greedy validations: any drift in the floats that matters
@@ -33,24 +39,16 @@ EXACT = {
 }  # fmt: skip
 #: Wall-clock keys: never reproducible.
 SKIP_PREFIXES = ("timing_s/", M.THROUGHPUT)
-#: The losses, entropy, KL and grad norm may differ in the last bits where torch's CPU kernels
-#: differ across CPU ISAs (AVX2 vs AVX-512 reductions); a real trainer change moves them by far
-#: more than 1e-6. Values near zero (advantage mean, ppo_kl at step 1) get the absolute bound.
+#: With the kernels pinned, the losses, entropy, KL and grad norm may still differ in the last
+#: bits where the BLAS takes another path on another CPU vendor; a real trainer change moves
+#: them by far more than 1e-6. Values near zero (advantage mean, ppo_kl at step 1) get the
+#: absolute bound.
 REL_TOL, ABS_TOL = 1e-6, 1e-9
 
 
-def recorded_steps() -> list[dict]:
-    """The first STEPS reports of the first recorded run: the v2 table's when merged, else the fixture's."""
-    path = V2_TABLE if V2_TABLE.exists() else FIXTURE
-    rows: list[dict] = []
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as f:
-        for line in f:
-            row = json.loads(line)
-            if len(rows) == STEPS or (rows and row["run"] != rows[0]["run"]):
-                break
-            rows.append(row)
-    return rows
+def provenance(path: Path) -> dict:
+    """The provenance file beside a recorded table or reference (`NAME.provenance.json`)."""
+    return json.loads(path.with_name(path.name.split(".jsonl")[0] + ".provenance.json").read_text())
 
 
 def _same(key: str, want: float, got: float) -> bool:
@@ -65,12 +63,11 @@ def _kept(report: dict) -> dict:
     return {k: v for k, v in report.items() if not k.startswith(SKIP_PREFIXES)}
 
 
-def drift(rows: list[dict], config: dict) -> list[str]:
-    """Where a trainer built from `config` departs from the recorded `rows` (empty: nowhere)."""
-    trainer = build_trainer(config)
+def drift(rows: list[dict], reports: list[dict]) -> list[str]:
+    """Where re-run `reports` depart from the recorded `rows` (empty: nowhere)."""
     problems = []
-    for row in rows:
-        want, got = _kept(row["metrics"]), _kept(trainer.step())
+    for row, report in zip(rows, reports, strict=True):
+        want, got = _kept(row["metrics"]), _kept(report)
         if want.keys() != got.keys():
             problems.append(f"step {row['step']}: keys {sorted(want.keys() ^ got.keys())}")
         problems += [
@@ -78,19 +75,58 @@ def drift(rows: list[dict], config: dict) -> list[str]:
             for k, v in want.items()
             if k in got and not _same(k, v, got[k])
         ]
-    trainer.close()
     return problems
 
 
-def test_trainer_at_head_reproduces_a_recorded_run():
-    from make_table import config_of
+def test_drift_names_each_departure():
+    row = {"step": 1, "metrics": {M.SCORE_MEAN: 0.25, M.ENTROPY: 3.0, "timing_s/gen": 1.0}}
+    assert drift([row], [{M.SCORE_MEAN: 0.25, M.ENTROPY: 3.0 * (1 + 1e-7), "timing_s/gen": 9.0}]) == []
+    assert drift([row], [{M.SCORE_MEAN: 0.25 + 1e-12, M.ENTROPY: 3.001}]) == [
+        f"step 1: {M.SCORE_MEAN} recorded 0.25, now {0.25 + 1e-12!r}",
+        f"step 1: {M.ENTROPY} recorded 3.0, now 3.001",
+    ]
 
-    rows = recorded_steps()
+
+@pytest.mark.parametrize("path", [V2_TABLE, FIXTURE], ids=["table", "avx2_reference"])
+def test_trainer_at_head_reproduces_a_recorded_run(path):
+    from drift_reference import NO_SUCH_KERNELS, cpu_vendor, first_steps
+
+    rows, recorded = first_steps(path, STEPS), provenance(path)
     assert len(rows) == STEPS and [r["step"] for r in rows] == list(range(1, STEPS + 1))
     assert any(k.startswith(M.VAL_CORE + "/") for k in rows[0]["metrics"])  # the outcome is checked too
-    problems = drift(rows, config_of(rows[0]["params"]))
-    head = f"the trainer no longer reproduces {rows[0]['run']}: re-record the table"
+    kernels = recorded["cpu_capability"]
+    if path == V2_TABLE and cpu_vendor() != recorded["cpu_vendor"]:
+        pytest.skip(f"the table was recorded on {recorded['cpu_vendor']}; the AVX2 reference is checked here")
+    cmd = [
+        sys.executable,
+        str(RERUN),
+        "--table",
+        str(path),
+        "--steps",
+        str(STEPS),
+        "--capability",
+        kernels,
+        "--print",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    if proc.returncode == NO_SUCH_KERNELS:
+        pytest.skip(f"this CPU has no {kernels} kernels for torch: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    problems = drift(rows, json.loads(proc.stdout.splitlines()[-1]))
+    head = f"the trainer no longer reproduces {rows[0]['run']} ({kernels} kernels): re-record the table"
     assert not problems, "\n".join([head, *problems[:20]])
+
+
+def test_the_avx2_reference_mirrors_the_table():
+    """Re-recording the table without its reference fails here (bench/drift_reference.py --write)."""
+    from drift_reference import first_steps
+
+    reference, table = first_steps(FIXTURE, STEPS), first_steps(V2_TABLE, STEPS)
+    assert [(r["run"], r["step"], r["params"]) for r in reference] == [
+        (r["run"], r["step"], r["params"]) for r in table
+    ]
+    assert provenance(FIXTURE)["table_commit"] == provenance(V2_TABLE)["commit"]
+    assert provenance(FIXTURE)["cpu_capability"] == "AVX2"
 
 
 def test_off_grid_configs_lie_inside_a_cell_nearer_one_corner():
