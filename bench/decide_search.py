@@ -198,6 +198,9 @@ class SearchScore:
     """Trial-steps until the first healthy trial finished (inf: none within the cap)."""
     best_at_budget: float | None
     """Best healthy objective among trials finished within the budget (None: none)."""
+    outcome_at_budget: float | None
+    """Outcome (best validation) of that trial, the config a user would ship (None: none, or no
+    validation in the table)."""
     proposed: int
     proposed_healthy: float
     """Sum over model-proposed trials of their config's healthy share in the table."""
@@ -207,7 +210,7 @@ def run_method(world: World, method: str, bench_seed: int, budget: int, cap: int
     rng = random.Random(10_000 + bench_seed)
     max_trials = cap // min(world.runs[k].last_step for k in world.runs) + 1
     seeds = [rng.choice(world.seeds) for _ in range(4 * max_trials)]
-    used, first, best = 0, math.inf, None
+    used, first, best, outcome = 0, math.inf, None, None
     proposed, share = 0, 0.0
     for t in METHODS[method](world, seeds, bench_seed):
         used += t.steps
@@ -216,11 +219,11 @@ def run_method(world: World, method: str, bench_seed: int, budget: int, cap: int
             share += world.healthy_share(t.key[:2])
         if t.healthy and math.isinf(first):
             first = used
-        if t.healthy and used <= budget:
-            best = t.objective if best is None else max(best, t.objective)
+        if t.healthy and used <= budget and (best is None or t.objective > best):
+            best, outcome = t.objective, world.outcome.get(t.key)
         if used >= max(cap, budget) or (used >= budget and not math.isinf(first)):
             break
-    return SearchScore(first, best, proposed, share)
+    return SearchScore(first, best, outcome, proposed, share)
 
 
 def search_job(args: tuple) -> tuple[str, int, SearchScore]:

@@ -4,16 +4,19 @@ with the peers a user would pick instead, over many simulated sweeps.
     python bench/decisions.py                 # ≈ minutes on 2 cores; tables + PNGs
     python bench/decisions.py --quick         # a smoke run (few sweeps and seeds)
 
-Three tables (Markdown, also written to `--out`/decisions.md) and two PNGs:
-1. Stopping (bench/decide_stop.py): criteria vs Ray's ASHA / median stopping vs Optuna's
-   pruners vs none, on ≥ 200 random sweeps of 6–12 recorded runs.
+Three tables (Markdown, also written to `--out`/decisions.md) and two PNGs, on the v2 table
+(`--table`; bench/data/tiny-world-v2.jsonl.gz) with every cell on the report seeds 3–4 and the
+same figure on seeds 0–2 (where anything tuned is tuned) in brackets:
+1. Stopping (bench/outcome_stop.py): criteria vs Ray's ASHA / median stopping vs Optuna's
+   pruners vs none vs a clairvoyant bound, on random sweeps of 6–12 recorded runs, judged by
+   the outcome (best validation after training began) and by the rules' own full-run verdict.
 2. Search (bench/decide_search.py): trial-steps to the first healthy config and the best
-   healthy objective within a budget, for `hunt`, one archer-sweep sweep, TPE +
-   MedianPruner, GP, random search and the seed author's manual halving, ≥ 100 seeds each;
-   plus the share of model-proposed configs that the table calls healthy.
+   healthy objective (and its outcome) within a budget, for `hunt`, one archer-sweep sweep,
+   TPE + MedianPruner, GP, random search and the seed author's manual halving; plus the share
+   of model-proposed configs that the table calls healthy.
 3. Verdict stability: per grid config, whether its recorded seeds agree, and which rules flip.
-Ground truth is the criteria verdict of each full recorded run under the spec's rules
-(sweeps/replay.yaml, the default sweep's rules).
+A run's rules verdict is the criteria verdict of its full recorded run under the spec's rules
+(sweeps/replay.yaml, the default sweep's rules); its outcome needs no rule.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from decide_search import METHODS, search_job
 from decide_stop import STOP_HEADERS, STOPPERS, draw_sweeps, stop_job, stopping_table
-from world import EC, KL, World, load_world, median_iqr
+from outcome_stop import HEADERS as OUTCOME_STOP_HEADERS
+from outcome_stop import table as outcome_stop_table
+from world import EC, KL, REPORT_SEEDS, TABLE, TUNE_SEEDS, World, cached_world, choose_world, median_iqr
 
 from archer_sweep.tables import fmt, md_table
 
@@ -59,6 +64,8 @@ def search_table(world: World, scores: dict[str, list]) -> list[list]:
         med, q1, q3 = median_iqr([s.to_first_healthy for s in ss])
         found = [s.best_at_budget for s in ss if s.best_at_budget is not None]
         regret = median_iqr([best - b for b in found])
+        outcomes = [s.outcome_at_budget for s in ss if s.outcome_at_budget is not None]
+        outcome_regret = median_iqr([world.best_outcome() - o for o in outcomes]) if outcomes else None
         proposed = sum(s.proposed for s in ss)
         share = sum(s.proposed_healthy for s in ss) / proposed if proposed else None
         rows.append(
@@ -70,6 +77,7 @@ def search_table(world: World, scores: dict[str, list]) -> list[list]:
                 f"{100 * sum(math.isfinite(s.to_first_healthy) for s in ss) / len(ss):.0f}%",
                 f"{100 * len(found) / len(ss):.0f}%",
                 f"{fmt(regret[0])} [{fmt(regret[1])}–{fmt(regret[2])}]" if found else "—",
+                "—" if outcome_regret is None else "{:.3f} [{:.3f}–{:.3f}]".format(*outcome_regret),
                 "—" if share is None else f"{100 * share:.0f}% of {proposed}",
             ]
         )
@@ -85,6 +93,7 @@ def search_headers(budget: int, cap: int) -> list[str]:
         f"found healthy within {cap}",
         f"healthy within {budget}",
         f"regret at {budget} (vs table's best healthy): median [IQR]",
+        f"outcome regret at {budget} (vs best val of the seed group): median [IQR]",
         "model proposals the table calls healthy",
     ]
 
@@ -133,9 +142,9 @@ def plot_grid(world: World, out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from make_table import ENTROPY, KL  # the recorded grid (off-grid configs are not cells)
 
-    ecs = sorted({c[0] for c in world.configs})
-    kls = sorted({c[1] for c in world.configs})
+    ecs, kls = sorted(ENTROPY), sorted(KL)
     fig, ax = plt.subplots(figsize=(10, 4.2))
     grid = [[world.healthy_share((e, k)) for e in ecs] for k in kls]
     im = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=1, origin="lower", aspect="auto")
@@ -165,6 +174,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cap", type=int, default=1800, help="trial-steps after which a search gives up")
     ap.add_argument("--jobs", type=int, default=2, help="processes for the search simulations")
     ap.add_argument("--out", type=Path, default=Path("bench/out/decisions"))
+    ap.add_argument("--table", type=Path, default=TABLE, help="recorded table (default: the v2 table)")
+    ap.add_argument("--eps", type=float, default=1 / 64, help="near-best band of the outcome (stopping)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 20 sweeps, 4 seeds")
     args = ap.parse_args(argv)
     if args.quick:
@@ -172,24 +183,43 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    world = load_world()
-    parts = [f"# Decisions on the recorded tiny world ({len(world.runs)} runs)\n"]
-
-    sweeps = draw_sweeps(world, args.sweeps)
-    stop_jobs = [(name, i, keys) for name in STOPPERS for i, keys in enumerate(sweeps)]
-    rows = stopping_table(_pooled("stopping", stop_job, stop_jobs, STOPPERS, args.jobs))
+    choose_world(args.table)
+    world = cached_world()
+    parts = [
+        f"# Decisions on the recorded tiny world ({args.table.name}: {len(world.runs)} runs)\n",
+        "Every cell: report seeds 3–4 (tuned-on seeds 0–2 in brackets).\n",
+    ]
+    if world.best_outcome() is not None:
+        rows = outcome_stop_table(args.sweeps, args.eps, args.jobs)
+        headers = OUTCOME_STOP_HEADERS
+    else:  # a table without validations (the old one): the rules' own ground truth only
+        sweeps = draw_sweeps(world, args.sweeps)
+        stop_jobs = [(name, i, keys) for name in STOPPERS for i, keys in enumerate(sweeps)]
+        rows, headers = (
+            stopping_table(_pooled("stopping", stop_job, stop_jobs, STOPPERS, args.jobs)),
+            STOP_HEADERS,
+        )
     parts += [
-        f"## Stopping ({args.sweeps} sweeps of 6–12 random recorded runs)\n",
-        md_table(STOP_HEADERS, rows),
+        f"## Stopping ({args.sweeps} sweeps of 6–12 random recorded runs per seed group)\n",
+        md_table(headers, rows),
     ]
     log.info("stopping table done (%.0f s)", time.monotonic() - t0)
 
     search_jobs = [(m, s, args.budget, args.cap) for m in METHODS for s in range(args.seeds)]
-    scores = _pooled("search", search_job, search_jobs, METHODS, args.jobs)
+    search_rows, scores, group_world = {}, {}, {}
+    for group, seeds in (("report", REPORT_SEEDS), ("tune", TUNE_SEEDS)):
+        choose_world(args.table, seeds)
+        group_world[group] = cached_world()
+        scores[group] = _pooled(f"search ({group} seeds)", search_job, search_jobs, METHODS, args.jobs)
+        search_rows[group] = search_table(group_world[group], scores[group])
+    merged = [
+        [r[0], *(f"{a} ({b})" for a, b in zip(r[1:], t[1:]))]
+        for r, t in zip(search_rows["report"], search_rows["tune"])
+    ]
     parts += [
-        f"\n## Search ({args.seeds} seeds per method; best healthy objective in the table "
-        f"{fmt(world.best_healthy())})\n",
-        md_table(search_headers(args.budget, args.cap), search_table(world, scores)),
+        f"\n## Search ({args.seeds} seeds per method and seed group; best healthy objective in the "
+        f"report seeds {fmt(group_world['report'].best_healthy())})\n",
+        md_table(search_headers(args.budget, args.cap), merged),
     ]
 
     grid, flips, share = stability_table(world)
@@ -200,7 +230,7 @@ def main(argv=None) -> int:
         "",
         md_table([EC, KL, "verdicts of seeds " + ", ".join(map(str, world.seeds)), "seeds"], grid),
     ]
-    pngs = plot(world, scores, args.cap, args.out)
+    pngs = plot(world, scores["report"], args.cap, args.out)
     text = "\n".join(parts) + f"\n\nPlots: {', '.join(str(p) for p in pngs)}\n"
     (args.out / "decisions.md").write_text(text)
     sys.stdout.write(text)

@@ -21,7 +21,7 @@ def world():
 
 
 def test_truth_and_live_stops_agree_on_the_table(world):
-    assert len(world.runs) == 96
+    assert len(world.runs) == 210  # the v2 table: 42 configs × 5 seeds
     for key, (verdict, used) in world.stops_of("before").items():
         assert verdict == world.truth[key], key  # a threshold stop is the full run's verdict, earlier
         assert used <= world.runs[key].last_step
@@ -46,7 +46,7 @@ def test_snap_uses_the_replay_backend_rule(world):
     from world import EC, KL
 
     assert world.snap({EC: 0.0011, KL: 0.012}, seed=2) == (0.001, 0.01, 2)
-    assert world.snap({EC: 0.25, KL: 0.09}, seed=7) == (0.3, 0.1, 1)  # seed 7 -> 7 mod 3
+    assert world.snap({EC: 0.25, KL: 0.09}, seed=7) == (0.3, 0.1, 2)  # seed 7 -> 7 mod 5
 
 
 def test_manual_halving_halves_after_a_runaway(world):
