@@ -127,7 +127,12 @@ def table(n: int, eps: float, jobs: int = 2, seed: int = 0) -> list[list[str]]:
     t0 = time.perf_counter()
     todo = [(name, n, eps, seed) for name in STOPPERS]
     with mp.get_context("fork").Pool(jobs) as pool:
-        done = dict(pool.imap_unordered(policy_job, todo))
+        done = {}
+        for name, got in pool.imap_unordered(policy_job, todo):
+            done[name] = got
+            log.info(
+                "stopping: %d/%d policies (%s, %.0f s)", len(done), len(todo), name, time.perf_counter() - t0
+            )
     log.info(
         "stopping: %d policies × %d sweeps × 2 seed groups in %.0f s", len(todo), n, time.perf_counter() - t0
     )
