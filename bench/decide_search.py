@@ -204,6 +204,9 @@ class SearchScore:
     proposed: int
     proposed_healthy: float
     """Sum over model-proposed trials of their config's healthy share in the table."""
+    trace: tuple[tuple[int, float | None], ...] = ()
+    """After each trial: (trial-steps used, outcome of the incumbent), the incumbent being the
+    best-objective healthy trial so far (None: none yet); what anytime curves are drawn from."""
 
 
 def run_method(world: World, method: str, bench_seed: int, budget: int, cap: int) -> SearchScore:
@@ -212,6 +215,7 @@ def run_method(world: World, method: str, bench_seed: int, budget: int, cap: int
     seeds = [rng.choice(world.seeds) for _ in range(4 * max_trials)]
     used, first, best, outcome = 0, math.inf, None, None
     proposed, share = 0, 0.0
+    trace, incumbent, incumbent_outcome = [], None, None
     for t in METHODS[method](world, seeds, bench_seed):
         used += t.steps
         if t.proposed:
@@ -221,9 +225,12 @@ def run_method(world: World, method: str, bench_seed: int, budget: int, cap: int
             first = used
         if t.healthy and used <= budget and (best is None or t.objective > best):
             best, outcome = t.objective, world.outcome.get(t.key)
+        if t.healthy and (incumbent is None or t.objective > incumbent):
+            incumbent, incumbent_outcome = t.objective, world.outcome.get(t.key)
+        trace.append((used, incumbent_outcome))
         if used >= max(cap, budget) or (used >= budget and not math.isinf(first)):
             break
-    return SearchScore(first, best, outcome, proposed, share)
+    return SearchScore(first, best, outcome, proposed, share, tuple(trace))
 
 
 def search_job(args: tuple) -> tuple[str, int, SearchScore]:

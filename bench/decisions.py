@@ -4,7 +4,7 @@ with the peers a user would pick instead, over many simulated sweeps.
     python bench/decisions.py                 # ≈ minutes on 2 cores; tables + PNGs
     python bench/decisions.py --quick         # a smoke run (few sweeps and seeds)
 
-Three tables (Markdown, also written to `--out`/decisions.md) and two PNGs, on the v2 table
+Four tables (Markdown, also written to `--out`/decisions.md) and three PNGs, on the v2 table
 (`--table`; bench/data/tiny-world-v2.jsonl.gz) with every cell on the report seeds 3–4 and the
 same figure on seeds 0–2 (where anything tuned is tuned) in brackets:
 1. Stopping (bench/outcome_stop.py): criteria vs Ray's ASHA / median stopping vs Optuna's
@@ -14,7 +14,9 @@ same figure on seeds 0–2 (where anything tuned is tuned) in brackets:
    healthy objective (and its outcome) within a budget, for `hunt`, one archer-sweep sweep,
    TPE + MedianPruner, GP, random search and the seed author's manual halving; plus the share
    of model-proposed configs that the table calls healthy.
-3. Verdict stability: per grid config, whether its recorded seeds agree, and which rules flip.
+3. Anytime outcome regret (bench/anytime.py): normalised regret vs trial-steps per search
+   method, area under its median curve, average rank; a PNG with median + IQR.
+4. Verdict stability: per grid config, whether its recorded seeds agree, and which rules flip.
 A run's rules verdict is the criteria verdict of its full recorded run under the spec's rules
 (sweeps/replay.yaml, the default sweep's rules); its outcome needs no rule.
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import anytime
 from decide_search import METHODS, search_job
 from decide_stop import STOP_HEADERS, STOPPERS, draw_sweeps, stop_job, stopping_table
 from outcome_stop import HEADERS as OUTCOME_STOP_HEADERS
@@ -41,6 +44,7 @@ from world import EC, KL, REPORT_SEEDS, TABLE, TUNE_SEEDS, World, cached_world, 
 from archer_sweep.tables import fmt, md_table
 
 log = logging.getLogger("decisions")
+ANYTIME = ("area", "final", "rank")
 
 
 def _pooled(what: str, fn, jobs_list: list, names, jobs: int) -> dict[str, list]:
@@ -222,6 +226,32 @@ def main(argv=None) -> int:
         md_table(search_headers(args.budget, args.cap), merged),
     ]
 
+    anytime_rows = {
+        g: anytime.summary(anytime.curves(group_world[g], scores[g], args.budget)) for g in ("report", "tune")
+    }
+    parts += [
+        f"\n## Anytime outcome regret (trial-steps 1–{args.budget}; normalised: 0 = the group's best "
+        "val, 1 = its worst or nothing healthy)\n",
+        md_table(
+            ["method", "area under the median curve", f"median at {args.budget}", "average rank"],
+            [
+                [
+                    m,
+                    *(
+                        f"{anytime_rows['report'][m][c]:.3f} ({anytime_rows['tune'][m][c]:.3f})"
+                        for c in ANYTIME
+                    ),
+                ]
+                for m in METHODS
+            ],
+        ),
+    ]
+    curves_png = anytime.plot(
+        anytime.curves(group_world["report"], scores["report"], args.budget),
+        args.out,
+        "Anytime outcome regret on the report seeds (lower is better)",
+    )
+
     grid, flips, share = stability_table(world)
     parts += [
         f"\n## Verdict stability: {100 * share:.0f}% of {len(grid)} configs get different verdicts "
@@ -230,7 +260,7 @@ def main(argv=None) -> int:
         "",
         md_table([EC, KL, "verdicts of seeds " + ", ".join(map(str, world.seeds)), "seeds"], grid),
     ]
-    pngs = plot(world, scores["report"], args.cap, args.out)
+    pngs = [*plot(world, scores["report"], args.cap, args.out), curves_png]
     text = "\n".join(parts) + f"\n\nPlots: {', '.join(str(p) for p in pngs)}\n"
     (args.out / "decisions.md").write_text(text)
     sys.stdout.write(text)

@@ -61,7 +61,7 @@ def test_manual_halving_halves_after_a_runaway(world):
 
 
 @pytest.mark.slow
-def test_the_script_prints_three_tables_and_writes_two_pngs(tmp_path):
+def test_the_script_prints_four_tables_and_writes_three_pngs(tmp_path):
     out = subprocess.run(
         [sys.executable, "bench/decisions.py", "--sweeps", "6", "--seeds", "2", "--jobs", "1"]
         + ["--out", str(tmp_path)],
@@ -71,7 +71,7 @@ def test_the_script_prints_three_tables_and_writes_two_pngs(tmp_path):
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    for title in ("## Stopping", "## Search", "## Verdict stability"):
+    for title in ("## Stopping", "## Search", "## Anytime outcome regret", "## Verdict stability"):
         assert title in out.stdout
     assert (
         "| criteria (archer-sweep: + stop when decided + forecasts) |" in out.stdout
@@ -79,4 +79,5 @@ def test_the_script_prints_three_tables_and_writes_two_pngs(tmp_path):
     )
     assert (tmp_path / "first_healthy.png").stat().st_size > 10_000
     assert (tmp_path / "verdict_agreement.png").stat().st_size > 10_000
+    assert (tmp_path / "anytime_regret.png").stat().st_size > 10_000
     assert (tmp_path / "decisions.md").read_text() in out.stdout
