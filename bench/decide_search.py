@@ -16,7 +16,13 @@ numbers: the methods differ only in what they propose). Trials run one after ano
   trials (the spec's sampler before the `feasible` sampler);
 - `run (archer-sweep, one sweep)`: round 1 only, as long as the budget lasts;
 - `TPE + MedianPruner`: Optuna's documented set-up, the objective reported every step;
+- `TPE + HyperbandPruner`: the same with Optuna's Hyperband (min resource 1 step, max the
+  full run, η = 3);
 - `GP (Optuna)`, `random`: no stopping;
+- `TPE + rules`, `GP + rules`, `random + rules`: one archer-sweep sweep with that `sampler`
+  (10 startup trials as Optuna's default; `gp` is the product's GP that also models the
+  rule-stopped trials): the rules' constraint and stops added to each plain search, so the
+  value of the rules and of the search show apart;
 - `manual halving`: the seed author's method: after a trial that is not healthy, halve
   entropy_coeff when entropy went up (a runaway, or ended above the middle of the healthy
   band), double it when entropy went down; kl_loss_coef stays; stopped by the rules'
@@ -124,10 +130,15 @@ def hunt(
 
 
 def _optuna_plain(
-    world: World, seeds: list[int], sampler: optuna.samplers.BaseSampler, prune: bool, startup: int
+    world: World,
+    seeds: list[int],
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner | None,
+    startup: int,
 ):
     st = world.settings
-    pruner = optuna.pruners.MedianPruner() if prune else optuna.pruners.NopPruner()
+    prune = pruner is not None
+    pruner = pruner or optuna.pruners.NopPruner()
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
     study.enqueue_trial(dict(V1))
     for k, seed in enumerate(seeds):
@@ -180,14 +191,29 @@ METHODS: dict[str, Callable[[World, list[int], int], Iterator[Trial]]] = {
     "run (archer-sweep, one sweep)": lambda w, seeds, s: hunt(w, seeds, s, 0, rounds=False),
     # Optuna's defaults: TPE and GP draw their first 10 trials at random (the enqueued v1 among them).
     "TPE + MedianPruner (Optuna)": lambda w, seeds, s: _optuna_plain(
-        w, seeds, optuna.samplers.TPESampler(seed=s), prune=True, startup=10
+        w, seeds, optuna.samplers.TPESampler(seed=s), optuna.pruners.MedianPruner(), startup=10
+    ),
+    # Hyperband over the recorded steps: brackets from min_resource 1 to the full 60-step run
+    "TPE + HyperbandPruner (Optuna)": lambda w, seeds, s: _optuna_plain(
+        w,
+        seeds,
+        optuna.samplers.TPESampler(seed=s),
+        optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max(r.last_step for r in w.runs.values()), reduction_factor=3
+        ),
+        startup=10,
     ),
     "GP (Optuna)": lambda w, seeds, s: _optuna_plain(
-        w, seeds, optuna.samplers.GPSampler(seed=s), prune=False, startup=10
+        w, seeds, optuna.samplers.GPSampler(seed=s), None, startup=10
     ),
     "random": lambda w, seeds, s: _optuna_plain(
-        w, seeds, optuna.samplers.RandomSampler(seed=s), prune=False, startup=len(seeds)
+        w, seeds, optuna.samplers.RandomSampler(seed=s), None, startup=len(seeds)
     ),
+    # The same samplers with the rules able to stop a trial and told as the product's searcher
+    # tells them (verdict as constraint, stopped → PRUNED): what the rules add to each search.
+    "TPE + rules (sampler: tpe)": lambda w, seeds, s: hunt(w, seeds, s, 0, rounds=False, sampler=("tpe", 10)),
+    "GP + rules (sampler: gp)": lambda w, seeds, s: hunt(w, seeds, s, 0, rounds=False, sampler=("gp", 10)),
+    "random + rules": lambda w, seeds, s: hunt(w, seeds, s, 0, rounds=False, sampler=("random", len(seeds))),
     "manual halving (seed author)": lambda w, seeds, s: manual(w, seeds),
 }
 

@@ -28,6 +28,26 @@ def test_p_healthy_follows_nearby_verdicts_and_falls_back_to_the_base_rate():
     assert far == pytest.approx(0.5, abs=0.05)  # base rate (1 + 1) / (2 + 2)
 
 
+def test_a_failure_reaches_toward_its_failure_side_only():
+    # an unhealthy trial at the middle; candidates 0.3 away on either side of entropy_coeff
+    e = ev([((0.5, 0.5), "unhealthy:reasoning_length", 0.2)])
+    X = np.array([[0.8, 0.5], [0.2, 0.5], [0.5, 0.2], [0.5, 0.8]])
+    w = F.directed_weights(e, X, F.MONOTONE_DEFAULT, reach=0.0)[:, 0]
+    more_bonus, less_bonus, less_kl, more_kl = w
+    # beyond it toward the runaway side (more bonus, less KL): as if level with it
+    assert more_bonus == less_kl == pytest.approx(1.0)
+    # the safe side keeps the plain kernel
+    assert less_bonus == pytest.approx(more_kl) == pytest.approx(F.weights(e, X[1:2])[0, 0])
+    assert less_bonus < 0.1
+    # a collapse reaches the other way; a healthy trial reaches no further either way
+    collapse = ev([((0.5, 0.5), "stopped:entropy_low", None)])
+    assert F.directed_weights(collapse, X, F.MONOTONE_DEFAULT, 0.0)[1, 0] == pytest.approx(1.0)
+    healthy = ev([((0.5, 0.5), "healthy", 0.3)])
+    np.testing.assert_allclose(F.directed_weights(healthy, X, F.MONOTONE_DEFAULT, 0.0), F.weights(healthy, X))
+    # so P(healthy) beyond a failure is lower with the directions than without
+    assert F.p_healthy(e, X[:1], directions=F.MONOTONE_DEFAULT)[0] < F.p_healthy(e, X[:1])[0]
+
+
 def test_objective_model_shrinks_to_the_mean_and_is_surer_near_evidence():
     e = ev([((0.2, 0.5), "healthy", 0.6), ((0.3, 0.5), "unhealthy:score_good", 0.2)])
     mean, std = F.objective_model(e, np.array([[0.2, 0.5], [0.9, 0.9]]))

@@ -4,7 +4,7 @@ as the live sweep's Optuna sampler, so the sweep itself learns where the cliff i
 Each new trial is proposed from every finished trial of the study: its verdict (the
 `archer_verdict` user attr that `CriteriaOptunaSearch` writes before it tells Optuna) and
 its objective. Before any trial is healthy it goes where P(healthy) is highest; after,
-where expected improvement × P(healthy)² is; with the monotone prior on the entropy/KL
+where expected improvement × P(healthy)⁴ is; with the monotone prior on the entropy/KL
 pair, nothing at least as risky as a past runaway (or as collapse-prone as a past
 collapse) is proposed. Running trials are kept at a distance, as proposals are. The first
 `n_startup_trials` (0 by default: one finished trial is evidence enough) and any

@@ -90,7 +90,7 @@ def rationale_table(props: Sequence[Proposal], past, space, mode: str) -> str:
     model = ""
     if any(p.p_healthy is not None for p in props):
         model = (
-            "\n\nThe feasible-region model (EI × P(healthy)², learnt from every past verdict):\n\n"
+            "\n\nThe feasible-region model (EI × P(healthy)⁴, learnt from every past verdict):\n\n"
             + md_table(
                 ["proposal", "P(healthy)", "expected objective", "evidence"],
                 [
