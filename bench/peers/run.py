@@ -105,7 +105,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.seeds = 4
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # force: syne-tune configures the root logger on import, which would swallow the progress lines
+    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
     if not PEERS:
         log.error("no peer is importable (%s); run bench/peers/setup.sh and use .venv-peers", MISSING)
         return 2

@@ -6,7 +6,7 @@
 #     .venv-peers/bin/python bench/peers/run.py
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-VENV=${VENV:-.venv-peers}
+VENV=$(realpath -m "${VENV:-.venv-peers}")
 python3 -m venv "$VENV"
 pip=("$VENV/bin/pip" install -q)
 "${pip[@]}" --upgrade pip
@@ -18,7 +18,7 @@ if [[ ${WITH_PYRFR:-0} == 1 ]]; then
   # sdist that runs swig. swig's PyPI wheel provides the binary, but its entry script imports
   # the venv's `swig` module, which pip's isolated build env hides: build without isolation.
   "${pip[@]}" swig setuptools wheel
-  PATH="$PWD/$VENV/bin:$PATH" "${pip[@]}" --no-build-isolation 'pyrfr>=0.9.0'
+  PATH="$VENV/bin:$PATH" "${pip[@]}" --no-build-isolation 'pyrfr>=0.9.0'
 fi
 "$VENV/bin/python" - <<'PY'
 from importlib.metadata import PackageNotFoundError, version
