@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import random
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import optuna
@@ -180,7 +180,10 @@ def manual(world: World, seeds: list[int]) -> Iterator[Trial]:
         ec = max(ec / 2, lo) if up else min(ec * 2, hi)
 
 
-METHODS: dict[str, Callable[[World, list[int], int], Iterator[Trial]]] = {
+MethodFn = Callable[[World, list[int], int], Iterator[Trial]]
+"""A search method: (world, recorded seed of trial k, bench seed) → its trials, in order."""
+
+METHODS: dict[str, MethodFn] = {
     "hunt (archer-sweep)": lambda w, seeds, s: hunt(w, seeds, s, round_size=w.spec.search.num_samples),
     "hunt, next by TPE (before)": lambda w, seeds, s: hunt(
         w, seeds, s, round_size=w.spec.search.num_samples, method="tpe"
@@ -235,14 +238,25 @@ class SearchScore:
     best-objective healthy trial so far (None: none yet); what anytime curves are drawn from."""
 
 
-def run_method(world: World, method: str, bench_seed: int, budget: int, cap: int) -> SearchScore:
+def run_method(
+    world: World,
+    method: str,
+    bench_seed: int,
+    budget: int,
+    cap: int,
+    methods: Mapping[str, MethodFn] = METHODS,
+    shortest_trial: int | None = None,
+) -> SearchScore:
+    """`methods`: where `method` is looked up (bench/peers registers its own); `shortest_trial`:
+    the fewest trial-steps a trial may use (default a full run), which sizes the seed list. The
+    list is one stream of draws, so a longer one keeps every earlier trial's seed."""
     rng = random.Random(10_000 + bench_seed)
-    max_trials = cap // min(world.runs[k].last_step for k in world.runs) + 1
+    max_trials = cap // (shortest_trial or min(world.runs[k].last_step for k in world.runs)) + 1
     seeds = [rng.choice(world.seeds) for _ in range(4 * max_trials)]
     used, first, best, outcome = 0, math.inf, None, None
     proposed, share = 0, 0.0
     trace, incumbent, incumbent_outcome = [], None, None
-    for t in METHODS[method](world, seeds, bench_seed):
+    for t in methods[method](world, seeds, bench_seed):
         used += t.steps
         if t.proposed:
             proposed += 1

@@ -59,11 +59,14 @@ def _pooled(what: str, fn, jobs_list: list, names, jobs: int) -> dict[str, list]
     return {n: [got[n][i] for i in sorted(got[n])] for n in names}
 
 
-def search_table(world: World, scores: dict[str, list]) -> list[list]:
+def search_table(world: World, scores: dict[str, list], methods=METHODS) -> list[list]:
+    """One row per method of `methods` (bench/peers passes its own); the reference column is
+    TPE + MedianPruner when it was run."""
     best = world.best_healthy()
-    ref = median_iqr([s.to_first_healthy for s in scores["TPE + MedianPruner (Optuna)"]])[0]
+    tpe = scores.get("TPE + MedianPruner (Optuna)")
+    ref = median_iqr([s.to_first_healthy for s in tpe])[0] if tpe else math.nan
     rows = []
-    for method in METHODS:
+    for method in methods:
         ss = scores[method]
         med, q1, q3 = median_iqr([s.to_first_healthy for s in ss])
         found = [s.best_at_budget for s in ss if s.best_at_budget is not None]
@@ -86,6 +89,19 @@ def search_table(world: World, scores: dict[str, list]) -> list[list]:
             ]
         )
     return rows
+
+
+def merge_groups(report: list[list], tune: list[list]) -> list[list]:
+    """Rows of the report seeds with the tuned-on seeds' figure of each cell in brackets."""
+    return [[r[0], *(f"{a} ({b})" for a, b in zip(r[1:], t[1:]))] for r, t in zip(report, tune)]
+
+
+def anytime_table(group_world: dict, scores: dict, budget: int, methods=METHODS) -> tuple[list, list]:
+    """(headers, rows) of the anytime regret summary, report seeds with tuned-on in brackets."""
+    got = {g: anytime.summary(anytime.curves(group_world[g], scores[g], budget)) for g in ("report", "tune")}
+    headers = ["method", "area under the median curve", f"median at {budget}", "average rank"]
+    rows = [[m, *(f"{got['report'][m][c]:.3f} ({got['tune'][m][c]:.3f})" for c in ANYTIME)] for m in methods]
+    return headers, rows
 
 
 def search_headers(budget: int, cap: int) -> list[str]:
@@ -216,35 +232,17 @@ def main(argv=None) -> int:
         group_world[group] = cached_world()
         scores[group] = _pooled(f"search ({group} seeds)", search_job, search_jobs, METHODS, args.jobs)
         search_rows[group] = search_table(group_world[group], scores[group])
-    merged = [
-        [r[0], *(f"{a} ({b})" for a, b in zip(r[1:], t[1:]))]
-        for r, t in zip(search_rows["report"], search_rows["tune"])
-    ]
+    merged = merge_groups(search_rows["report"], search_rows["tune"])
     parts += [
         f"\n## Search ({args.seeds} seeds per method and seed group; best healthy objective in the "
         f"report seeds {fmt(group_world['report'].best_healthy())})\n",
         md_table(search_headers(args.budget, args.cap), merged),
     ]
 
-    anytime_rows = {
-        g: anytime.summary(anytime.curves(group_world[g], scores[g], args.budget)) for g in ("report", "tune")
-    }
     parts += [
         f"\n## Anytime outcome regret (trial-steps 1–{args.budget}; normalised: 0 = the group's best "
         "val, 1 = its worst or nothing healthy)\n",
-        md_table(
-            ["method", "area under the median curve", f"median at {args.budget}", "average rank"],
-            [
-                [
-                    m,
-                    *(
-                        f"{anytime_rows['report'][m][c]:.3f} ({anytime_rows['tune'][m][c]:.3f})"
-                        for c in ANYTIME
-                    ),
-                ]
-                for m in METHODS
-            ],
-        ),
+        md_table(*anytime_table(group_world, scores, args.budget)),
     ]
     curves_png = anytime.plot(
         anytime.curves(group_world["report"], scores["report"], args.budget),
