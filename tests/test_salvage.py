@@ -7,6 +7,7 @@ import json
 import os
 import time
 
+from archer_sweep.engine.recover import recover
 from archer_sweep.engine.salvage import restore_judged_reports, salvage_staging
 from archer_sweep.engine.scheduler import judged_report
 from tests.state_files import write_save
@@ -71,6 +72,20 @@ def test_a_save_with_a_torn_file_is_not_copied_a_whole_one_is(tmp_path):
     ]
     assert all((sweep / p.name).read_bytes() == p.read_bytes() for p in whole)
     assert not (sweep / ".5f1e-tmp-search_gen_state-S2.json").exists()
+
+
+def test_a_save_the_kill_tore_in_the_sweep_dir_is_replaced_by_the_whole_one_in_staging(tmp_path):
+    # CI under load (test_kill_after_two_verdicts_then_resume): the driver was SIGKILLed as
+    # Tune's sync began copying its first save, leaving three empty files in the sweep dir that
+    # were newer than the whole save in staging; resume found no usable state and exited 1.
+    sweep, staging = layout(tmp_path)
+    whole = write_save(staging, "S1", {"t1": "TERMINATED"})
+    for p in whole:
+        (sweep / p.name).write_bytes(b"")
+    newer(*(sweep / p.name for p in whole))
+    assert salvage_staging(sweep, NAME, root=tmp_path / "ray") == 3
+    assert all((sweep / p.name).read_bytes() == p.read_bytes() for p in whole)
+    recover(sweep, NAME, sweep.parent)  # usable: no Unrecoverable
 
 
 def test_the_report_a_verdict_was_judged_on_is_written_back_once(tmp_path, caplog):

@@ -72,18 +72,16 @@ def salvage_staging(
     staging = find_staging(Path(sweep_dir), name, root)
     if staging is None:
         return 0
-    torn = {  # a save the kill cut short: the sweep dir keeps its own copy of that session's
-        path.name
-        for session in tune_state.sessions(staging)
-        if (state := tune_state.read_state(staging, session)).torn
-        for path in state.paths()
-    }
+    torn, torn_here = _torn_saves(staging), _torn_saves(Path(sweep_dir))
     copied = skipped = 0
     for src in staging.rglob("*"):
         if not src.is_file() or _is_temp(src.name):
             continue
         dst = Path(sweep_dir) / src.relative_to(staging)
-        if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
+        # A sync the kill cut short leaves the sweep dir's copy of a save torn (empty files) and
+        # newer than the whole one in staging: that copy is replaced, whatever its mtime.
+        fresher = dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime
+        if fresher and not (src.parent == staging and src.name in torn_here):
             continue
         if src.parent == staging and tune_state.is_state_file(src.name):
             data = None if src.name in torn else src.read_bytes()
@@ -100,6 +98,16 @@ def salvage_staging(
             "left %d torn file(s) of %s uncopied (being written when the driver stopped)", skipped, staging
         )
     return copied
+
+
+def _torn_saves(directory: Path) -> set[str]:
+    """Names of the files of every Tune save in `directory` with a file missing or unreadable."""
+    return {
+        path.name
+        for session in tune_state.sessions(directory)
+        if (state := tune_state.read_state(directory, session)).torn
+        for path in state.paths()
+    }
 
 
 def _is_temp(name: str) -> bool:
