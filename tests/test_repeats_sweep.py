@@ -77,11 +77,13 @@ def test_each_config_runs_k_seeds_and_optuna_hears_it_once(tmp_path, monkeypatch
             assert len(seeds) == 3 and t.value == pytest.approx(sum(objectives) / 3)
             assert attrs["objective_std"] == pytest.approx(float(__import__("numpy").std(objectives)))
         cut = [v for v in verdicts if v.startswith("stopped:sibling:")]
-        sibling_stops += len(cut)
+        # the runaway's other seeds echo its stop: stopped as siblings, or never started when the
+        # first seed was stopped before a slot freed (the order depends on the machine's timing)
+        sibling_stops += len(cut) + (3 - len(seeds) if agg.verdict.startswith("stopped:") else 0)
         if cut:  # a bad rule stopped a seed (any of them: they run side by side); the others echo it
             causes = {v.split(":", 1)[1] for v in verdicts if v.startswith("stopped:") and v not in cut}
             assert causes and {v.rsplit(":", 1)[1] for v in cut} <= causes
-    assert sibling_stops >= 1  # the runaway's seeds: the first stopped, the others echo it
+    assert sibling_stops >= 1  # the runaway's seeds
     # trials run each seed of the recorded config: trainer.seed 0, 1, 2 play different runs
     played = {}
     for run in load_sweep(sweep_dir).runs:
