@@ -55,3 +55,28 @@ def test_only_bad_rules_and_nan_stop_siblings():
 def test_mean_and_std_of_the_finite_objectives():
     assert mean_std([0.2, 0.4, float("nan"), None]) == (pytest.approx(0.3), pytest.approx(0.1))
     assert mean_std([]) == (None, None)
+
+
+def test_the_summary_counts_seeds_a_sibling_stop_made_unnecessary_as_not_started(tmp_path):
+    from archer_sweep.engine.live import summary
+    from archer_sweep.engine.verdicts import VerdictStore
+    from archer_sweep.spec.model import RepeatsSpec
+
+    store = VerdictStore(tmp_path)
+    params = {"algorithm.entropy_coeff": 0.05}
+    # config 0 stopped on its first seed before a slot freed for seeds 1 and 2
+    store.record(
+        "t0", params, Verdict("stopped:entropy_high", rule="entropy_high", step=8), {"group": 0, "seed": 0}
+    )
+    for seed in range(3):
+        store.record(
+            f"t{seed + 1}", {"algorithm.entropy_coeff": 0.005}, Verdict("healthy"), {"group": 1, "seed": seed}
+        )
+    text = summary(tmp_path, "critic/score/mean", "max", 6, repeats=RepeatsSpec(count=3), rules=RULES)
+    assert text.splitlines()[0] == (
+        f"Sweep {tmp_path.name}: 4/6 trials judged, 2 not started (their config was stopped by a bad rule first)"
+    )
+    without_stop = summary(
+        tmp_path, "critic/score/mean", "max", 6, repeats=RepeatsSpec(count=3, stop_siblings=False)
+    )
+    assert without_stop.splitlines()[0] == f"Sweep {tmp_path.name}: 4/6 trials judged"

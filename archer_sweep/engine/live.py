@@ -239,7 +239,17 @@ def summary(
     values = final_values(sweep_dir, objective)
     best = best_values(sweep_dir, objective, mode) if reduce == "best" else {}
     values |= {tid: v for tid, (v, _) in best.items()}
-    lines = [f"Sweep {sweep_dir.name}: {len(rows)}/{total} trials judged"]
+    cfgs = []
+    header = f"Sweep {sweep_dir.name}: {len(rows)}/{total} trials judged"
+    if repeats is not None:
+        from archer_sweep.results.configs import configs, not_started
+
+        cfgs = configs(rows, repeats, rules, values)
+        skipped = not_started(cfgs, repeats)
+        if skipped:
+            # Not lost trials: a bad rule closed their config before a slot freed for them.
+            header += f", {skipped} not started (their config was stopped by a bad rule first)"
+    lines = [header]
     for r in rows:
         params = " ".join(f"{_short(k)}={_fmt(v)}" for k, v in (r.get("params") or {}).items())
         value = values.get(r["trial_id"])
@@ -248,9 +258,9 @@ def summary(
             final = f"best {objective}={_fmt(value)} @ step {best[r['trial_id']][1]} (checkpoint kept)"
         lines.append(f"  {r['trial_id']}  {params}  {describe(r)}  {final}")
     if repeats is not None:
-        from archer_sweep.results.configs import configs, summary_lines
+        from archer_sweep.results.configs import summary_lines
 
-        lines += summary_lines(configs(rows, repeats, rules, values), objective)
+        lines += summary_lines(cfgs, objective)
     best = best_healthy(rows, values, mode)
     if best is None:
         lines.append("Best healthy trial: none (no trial met every good rule)")

@@ -81,6 +81,12 @@ def configs(
     return out
 
 
+def not_started(configs_: Sequence[Config], repeats: Any) -> int:
+    """Seeds a sibling stop made unnecessary before they started: a complete config with
+    fewer than `repeats.count` seeds run."""
+    return sum(repeats.count - len(c.seeds) for c in configs_ if c.complete and len(c.seeds) < repeats.count)
+
+
 def summary_lines(configs_: Sequence[Config], objective: str) -> list[str]:
     """The closing summary's per-config lines: verdict, agreement, split, mean ± std."""
     lines = [f"Configs ({len(configs_)}, each judged over its seeds):"]
