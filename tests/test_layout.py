@@ -67,3 +67,23 @@ def test_layer_contracts_hold():
     exe = Path(sys.executable).parent / "lint-imports"
     out = subprocess.run([str(exe)], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+def test_the_suites_slowest_first_order_names_files_that_exist_and_sorts_them_first():
+    from tests.conftest import SLOWEST_FIRST, file_rank
+
+    missing = [p for p in SLOWEST_FIRST if not (ROOT / p).is_file()]
+    assert not missing, f"tests/conftest.py SLOWEST_FIRST names files that are gone: {missing}"
+    assert len(set(SLOWEST_FIRST)) == len(SLOWEST_FIRST)
+    assert file_rank(SLOWEST_FIRST[0]) == 0 < file_rank(SLOWEST_FIRST[1])
+    assert file_rank("tests/test_spec.py") == len(SLOWEST_FIRST)
+
+
+def test_the_readme_gives_the_exact_test_commands_of_ci():
+    """README's test command (the block after "Tests (the exact command CI runs") runs the same
+    pytest lines as `.ci/run`, in the same order."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("Tests (the exact command CI runs", 1)[1].split("```", 2)[1]
+    readme_lines = [c.strip() for c in block.replace("\n", " ").split("&&") if "-m pytest" in c]
+    ci_lines = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines() if "-m pytest" in line]
+    assert readme_lines and readme_lines == ci_lines
