@@ -1,0 +1,297 @@
+"""Does a smaller tiny model rank the configs like the target? (#24 item 7: JF-HPO's proxy lever)
+
+    python bench/proxy.py [--proxy bench/data/tiny-world-proxy.jsonl.gz] [--out bench/out/proxy]
+
+The proxy table (bench/make_table.py --model …: the same 32-config grid at smaller sizes, fewer
+seeds) and the target table (the v2 table) are both read as `bench/world.World`s judged by the
+same rules (sweeps/replay.yaml), so a run's verdict is the product's verdict of its full run and
+its outcome is the benchmark's outcome (best validation score at steps ≥ 10). Per grid config:
+- Spearman rank correlation of the mean outcome over seeds (and of the mean final validation
+  score), over every config and over the target-healthy ones (healthy in ≥ half its seeds):
+  the runaways alone make the first high, the second asks whether the proxy orders good configs;
+- verdict agreement: the chance that one proxy run and one target run of the same config get the
+  same verdict (every proxy seed × target seed pair), beside the target's own floor, the chance
+  that two of its seeds agree (every pair of distinct target seeds); exact verdicts and
+  healthy-or-not;
+- top-k overlap: how many of the proxy's k best configs (mean outcome) are the target's k best;
+- cost: seconds per trial-step of each table (its runs' median `timing_s/step` sum over the run,
+  and its provenance's wall time × jobs / trial-steps), so the ratio is what a proxy trial costs.
+Prints one Markdown table (written to `--out`/proxy.md too) and a scatter PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from itertools import combinations, product
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from world import TABLE, Key, World, load_world
+
+from archer_sweep.tables import md_table
+from trainable.metrics import TIME_STEP, TIME_VAL
+from trainable.metrics import TINY_VAL_SCORE as VAL
+
+log = logging.getLogger("proxy")
+ROOT = Path(__file__).resolve().parents[1]
+PROXY = ROOT / "bench" / "data" / "tiny-world-proxy.jsonl.gz"
+Config = tuple[float, float]
+CEILING_SEEDS, HELD_SEEDS = (0, 1), (2, 3, 4)
+"""The ceiling column: the target at the proxy's seed count against its other seeds, the best a
+proxy could rank like the target when only seed noise separates them."""
+
+
+def _seeds(world: World) -> str:
+    s = world.seeds
+    return f"{s[0]}–{s[-1]}" if s == list(range(s[0], s[-1] + 1)) and len(s) > 1 else ",".join(map(str, s))
+
+
+def ranks(xs: Sequence[float]) -> list[float]:
+    """1-based ranks, ties sharing their mean rank (as Spearman's rho wants)."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    out = [0.0] * len(xs)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Spearman's rho: Pearson's correlation of the ranks (NaN when either side is constant)."""
+    if len(xs) != len(ys):
+        raise ValueError(f"{len(xs)=} != {len(ys)=}")
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = statistics.fmean(rx), statistics.fmean(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sx = math.sqrt(sum((a - mx) ** 2 for a in rx))
+    sy = math.sqrt(sum((b - my) ** 2 for b in ry))
+    return cov / (sx * sy) if sx and sy else math.nan
+
+
+def top_k(values: dict[Config, float], k: int) -> set[Config]:
+    """The k configs of highest value (ties broken by the config, so the set is deterministic)."""
+    return set(sorted(values, key=lambda c: (-values[c], c))[:k])
+
+
+def top_k_overlap(a: dict[Config, float], b: dict[Config, float], k: int) -> int:
+    return len(top_k(a, k) & top_k(b, k))
+
+
+def cross_agreement(a: dict[Config, list[str]], b: dict[Config, list[str]], same=str.__eq__) -> float:
+    """Mean over configs of the share of (a run, b run) pairs whose verdicts are `same`."""
+    shares = [statistics.fmean(same(x, y) for x, y in product(a[c], b[c])) for c in a]
+    return statistics.fmean(shares)
+
+
+def self_agreement(a: dict[Config, list[str]], same=str.__eq__) -> float:
+    """Mean over configs of the share of pairs of distinct runs (seeds) whose verdicts are `same`."""
+    return statistics.fmean(statistics.fmean(same(x, y) for x, y in combinations(a[c], 2)) for c in a)
+
+
+def both_healthy_or_not(x: str, y: str) -> bool:
+    return (x == "healthy") == (y == "healthy")
+
+
+def final_val(world: World, key: Key) -> float:
+    """The run's last validation score (what a run to its end ships without a best checkpoint)."""
+    return [float(r[VAL]) for r in world.runs[key].steps if VAL in r][-1]
+
+
+def per_config(world: World, configs: Sequence[Config], of: Callable[[Key], float]) -> dict[Config, float]:
+    """Mean over the world's seeds of `of(run key)`, per config."""
+    return {c: statistics.fmean(of((*c, s)) for s in world.seeds) for c in configs}
+
+
+def verdicts(world: World, configs: Sequence[Config]) -> dict[Config, list[str]]:
+    return {c: [world.truth[(*c, s)] for s in world.seeds] for c in configs}
+
+
+def seconds_per_trial_step(world: World, table: Path) -> dict[str, float]:
+    """From the runs' own timings (GRPO step + validation; the median run) and from the
+    provenance's wall time × jobs (what the recording paid, start-up included)."""
+    per_run = [
+        sum(float(r[TIME_STEP]) + float(r.get(TIME_VAL, 0.0)) for r in run.steps) / run.last_step
+        for run in world.runs.values()
+    ]
+    prov = json.loads(table.with_name(table.name.split(".jsonl")[0] + ".provenance.json").read_text())
+    jobs = int(prov["command"].split("--jobs")[1].split()[0]) if "--jobs" in prov["command"] else 2
+    steps = prov["runs"] * prov["config"]["trainer"]["total_steps"]  # the whole recording's
+    return {
+        "steps": statistics.median(per_run),
+        "wall": prov["wall_s"] * jobs / steps if prov.get("wall_s") else math.nan,
+        "machine": prov.get("machine", "?"),
+        "kernels": prov.get("cpu_capability", "?"),
+    }
+
+
+def grid_configs(proxy: World, target: World) -> list[Config]:
+    """The configs both tables recorded (the target's off-grid ones are not in a proxy table)."""
+    return sorted(set(proxy.configs) & set(target.configs))
+
+
+def compare(proxy: World, target: World, configs: Sequence[Config] | None = None) -> dict:
+    """Every figure of the table, by name (pure: two judged worlds in, numbers out), over
+    `configs` (default: those both recorded)."""
+    configs = list(configs or grid_configs(proxy, target))
+    healthy = [c for c in configs if target.healthy_share(c) >= 0.5]
+    outcome = {
+        n: per_config(w, configs, lambda k, w=w: w.outcome[k]) for n, w in (("p", proxy), ("t", target))
+    }
+    final = {
+        n: per_config(w, configs, lambda k, w=w: final_val(w, k)) for n, w in (("p", proxy), ("t", target))
+    }
+
+    def rho(values: dict, among: list[Config]) -> float:
+        return spearman([values["p"][c] for c in among], [values["t"][c] for c in among])
+
+    pv, tv = verdicts(proxy, configs), verdicts(target, configs)
+    return {
+        "configs": configs,
+        "healthy": healthy,
+        "outcome": outcome,
+        "rho_outcome": (rho(outcome, configs), rho(outcome, healthy)),
+        "rho_final": (rho(final, configs), rho(final, healthy)),
+        "verdicts": (pv, tv),
+        "agree": (cross_agreement(pv, tv), self_agreement(tv), self_agreement(pv)),
+        "agree_healthy": (
+            cross_agreement(pv, tv, both_healthy_or_not),
+            self_agreement(tv, both_healthy_or_not),
+            self_agreement(pv, both_healthy_or_not),
+        ),
+        "top": {k: (top_k_overlap(outcome["p"], outcome["t"], k), k) for k in (3, 5)},
+        "proxy_healthy": [c for c in configs if proxy.healthy_share(c) >= 0.5],
+    }
+
+
+def rows(columns: Sequence[dict]) -> list[list]:
+    """One figure a row, one comparison (`compare`'s result) a column."""
+
+    def row(name: str, cell: Callable[[dict], object]) -> list:
+        return [name, *(cell(r) for r in columns)]
+
+    return [
+        row(
+            "configs (target-healthy: healthy in ≥ half its seeds)",
+            lambda r: f"{len(r['configs'])} ({len(r['healthy'])})",
+        ),
+        row("Spearman, mean outcome, all configs", lambda r: f"{r['rho_outcome'][0]:.2f}"),
+        row("Spearman, mean outcome, target-healthy configs", lambda r: f"{r['rho_outcome'][1]:.2f}"),
+        row("Spearman, mean final val, all configs", lambda r: f"{r['rho_final'][0]:.2f}"),
+        row("Spearman, mean final val, target-healthy configs", lambda r: f"{r['rho_final'][1]:.2f}"),
+        row("verdict agreement, one run vs one run", lambda r: f"{r['agree'][0]:.2f}"),
+        row("… the target's own floor (seed vs seed)", lambda r: f"{r['agree'][1]:.2f}"),
+        row("… the proxy side's seed vs seed", lambda r: f"{r['agree'][2]:.2f}"),
+        row("healthy-or-not agreement, one run vs one run", lambda r: f"{r['agree_healthy'][0]:.2f}"),
+        row("… the target's own floor (seed vs seed)", lambda r: f"{r['agree_healthy'][1]:.2f}"),
+        row("configs healthy in ≥ half their seeds, proxy side", lambda r: len(r["proxy_healthy"])),
+        *(row(f"top-{k} overlap (mean outcome)", lambda r, k=k: f"{r['top'][k][0]} / {k}") for k in (3, 5)),
+    ]
+
+
+def cost_rows(cost: dict) -> list[list]:
+    p, t = cost["p"], cost["t"]
+    return [
+        [what, f"{p[key]:.3f}", f"{t[key]:.3f}", f"{p[key] / t[key]:.2f}"]
+        for what, key in (
+            ("runs' own timings (GRPO step + validation), median run", "steps"),
+            ("recording wall time × jobs / trial-steps", "wall"),
+        )
+    ] + [["machine, torch kernels", f"{p['machine']}, {p['kernels']}", f"{t['machine']}, {t['kernels']}", ""]]
+
+
+def plot(r: dict, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pv, tv = r["verdicts"]
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    for c in r["configs"]:
+        healthy = c in r["healthy"]
+        ax.scatter(
+            r["outcome"]["p"][c],
+            r["outcome"]["t"][c],
+            c="tab:green" if healthy else "tab:red",
+            s=28,
+            alpha=0.8,
+        )
+        ax.annotate(f"{c[0]:g}/{c[1]:g}", (r["outcome"]["p"][c], r["outcome"]["t"][c]), fontsize=6, alpha=0.7)
+    ax.set_xlabel("proxy: mean outcome over its seeds (best val, steps ≥ 10)")
+    ax.set_ylabel("target: mean outcome over its seeds")
+    rho_all, rho_h = r["rho_outcome"]
+    ax.set_title(
+        "Per config (entropy_coeff/kl_loss_coef); green: target-healthy\n"
+        f"Spearman {rho_all:.2f} all, {rho_h:.2f} healthy"
+    )
+    fig.tight_layout()
+    path = out / "proxy_vs_target.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--proxy", type=Path, default=PROXY, help="the proxy table (bench/make_table.py --model …)"
+    )
+    ap.add_argument("--target", type=Path, default=TABLE, help="the target table (default: the v2 table)")
+    ap.add_argument("--out", type=Path, default=Path("bench/out/proxy"))
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    proxy, target = load_world(table=args.proxy), load_world(table=args.target)
+    log.info(
+        "proxy %s: %d runs, seeds %s; target %s: %d runs",
+        args.proxy.name,
+        len(proxy.runs),
+        proxy.seeds,
+        args.target.name,
+        len(target.runs),
+    )
+    configs = grid_configs(proxy, target)
+    split = {g: load_world(table=args.target, seeds=g) for g in (CEILING_SEEDS, HELD_SEEDS)}
+    columns = {
+        f"proxy vs target (seeds {_seeds(target)})": compare(proxy, target, configs),
+        f"proxy vs target (seeds {_seeds(split[HELD_SEEDS])})": compare(proxy, split[HELD_SEEDS], configs),
+        f"target seeds {_seeds(split[CEILING_SEEDS])} vs {_seeds(split[HELD_SEEDS])} (ceiling)": compare(
+            split[CEILING_SEEDS], split[HELD_SEEDS], configs
+        ),
+    }
+    cost = {"p": seconds_per_trial_step(proxy, args.proxy), "t": seconds_per_trial_step(target, args.target)}
+    prov = json.loads(
+        args.proxy.with_name(args.proxy.name.split(".jsonl")[0] + ".provenance.json").read_text()
+    )
+    main_column = next(iter(columns.values()))
+    text = "\n".join(
+        [
+            f"# Proxy slice: {args.proxy.name} (model {prov.get('model', {})}, seeds {_seeds(proxy)}) "
+            f"vs {args.target.name}\n",
+            "Outcome: a run's best validation score at steps ≥ 10 (bench/world.py); per config the mean "
+            "over its seeds. Verdicts: the rules of sweeps/replay.yaml on the full run.\n",
+            md_table(["figure", *columns], rows(list(columns.values()))),
+            "\n## Cost per trial-step (seconds)\n",
+            md_table(["measured by", "proxy", "target", "proxy / target"], cost_rows(cost)),
+            f"\nPlot: {plot(main_column, args.out)}\n",
+        ]
+    )
+    (args.out / "proxy.md").write_text(text)
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
