@@ -25,6 +25,7 @@ import argparse
 import json
 import logging
 import math
+import random
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -78,6 +79,20 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
     sx = math.sqrt(sum((a - mx) ** 2 for a in rx))
     sy = math.sqrt(sum((b - my) ** 2 for b in ry))
     return cov / (sx * sy) if sx and sy else math.nan
+
+
+def chance_rho(n: int, q: float = 0.95, draws: int = 2000, seed: int = 0) -> float:
+    """The Spearman's rho that `n` configs in random order reach with probability 1 − q (a
+    one-sided permutation bound: a rho below it is not told apart from no agreement)."""
+    if n < 3:
+        return math.nan
+    rng = random.Random(seed)
+    xs, rhos = list(range(n)), []
+    for _ in range(draws):
+        ys = xs[:]
+        rng.shuffle(ys)
+        rhos.append(spearman(xs, ys))
+    return sorted(rhos)[int(q * draws)]
 
 
 def top_k(values: dict[Config, float], k: int) -> set[Config]:
@@ -188,6 +203,10 @@ def rows(columns: Sequence[dict]) -> list[list]:
         ),
         row("Spearman, mean outcome, all configs", lambda r: f"{r['rho_outcome'][0]:.2f}"),
         row("Spearman, mean outcome, target-healthy configs", lambda r: f"{r['rho_outcome'][1]:.2f}"),
+        row(
+            "… chance level (95th percentile of shuffled configs), all / healthy",
+            lambda r: f"{chance_rho(len(r['configs'])):.2f} / {chance_rho(len(r['healthy'])):.2f}",
+        ),
         row("Spearman, mean final val, all configs", lambda r: f"{r['rho_final'][0]:.2f}"),
         row("Spearman, mean final val, target-healthy configs", lambda r: f"{r['rho_final'][1]:.2f}"),
         row("verdict agreement, one run vs one run", lambda r: f"{r['agree'][0]:.2f}"),

@@ -120,3 +120,11 @@ def test_trainer_at_head_reproduces_the_proxy_table():
     problems = drift(rows, json.loads(proc.stdout.splitlines()[-1]))
     head = f"the trainer no longer reproduces {rows[0]['run']} ({kernels} kernels): re-record the proxy table"
     assert not problems, "\n".join([head, *problems[:20]])
+
+
+def test_chance_level_shrinks_with_more_configs():
+    from proxy import chance_rho
+
+    few, many = chance_rho(8, draws=500), chance_rho(32, draws=500)
+    assert 0.4 < few < 0.8 and 0.15 < many < 0.4  # ≈ 1.645 / sqrt(n - 1): 0.62, 0.30
+    assert math.isnan(chance_rho(2))
