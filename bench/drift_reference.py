@@ -90,12 +90,19 @@ def rerun(params: dict, steps: int, table: Path = TABLE) -> list[dict]:
     from trainable import build_trainer
 
     provenance = provenance_of(table)
+    before = os.environ.get("ARCHER_SWEEP_CACHE")
     with tempfile.TemporaryDirectory() as cache:
-        if "warm_start" in provenance:
-            use_table_warm_start(table, provenance, Path(cache))
-        trainer = build_trainer(config_of(params, provenance.get("model")))
-        reports = [trainer.step() for _ in range(steps)]
-        trainer.close()
+        try:
+            if "warm_start" in provenance:
+                use_table_warm_start(table, provenance, Path(cache))
+            trainer = build_trainer(config_of(params, provenance.get("model")))
+            reports = [trainer.step() for _ in range(steps)]
+            trainer.close()
+        finally:  # the temporary cache is gone after this: a later build must not look there
+            if before is None:
+                os.environ.pop("ARCHER_SWEEP_CACHE", None)
+            else:
+                os.environ["ARCHER_SWEEP_CACHE"] = before
     return reports
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from world import TABLE, Key, World, load_world
+from world import EC, KL, SEED, TABLE, Key, World, load_world
 
 from archer_sweep.tables import md_table
 from trainable.metrics import TIME_STEP, TIME_VAL
@@ -151,6 +151,32 @@ def seconds_per_trial_step(world: World, table: Path) -> dict[str, float]:
     }
 
 
+def measure(tables: dict[str, Path], steps: int, rounds: int = 2) -> dict[str, dict[str, float]]:
+    """Seconds per trial-step of each table's world here, side by side in this process (the
+    same CPU, kernels and load): v1's config (entropy_coeff 0.01, kl_loss_coef 0.01, seed 0)
+    re-run for `steps` steps, the tables taking turns `rounds` times. Per trial-step = the median
+    GRPO step + the median validation × the validations per step of a recorded run (7 in 60)."""
+    from drift_reference import cpu_capability, rerun
+
+    params = {EC: 0.01, KL: 0.01, SEED: 0}
+    steps_s: dict[str, list[float]] = {n: [] for n in tables}
+    val_s: dict[str, list[float]] = {n: [] for n in tables}
+    for _ in range(rounds):
+        for name, table in tables.items():
+            for report in rerun(params, steps, table):
+                steps_s[name].append(float(report[TIME_STEP]))
+                if TIME_VAL in report:
+                    val_s[name].append(float(report[TIME_VAL]))
+    share = 7 / 60
+    return {
+        n: {
+            "steps": statistics.median(steps_s[n]) + share * statistics.median(val_s[n]),
+            "kernels": cpu_capability(),
+        }
+        for n in tables
+    }
+
+
 def grid_configs(proxy: World, target: World) -> list[Config]:
     """The configs both tables recorded (the target's off-grid ones are not in a proxy table)."""
     return sorted(set(proxy.configs) & set(target.configs))
@@ -220,14 +246,24 @@ def rows(columns: Sequence[dict]) -> list[list]:
 
 
 def cost_rows(cost: dict) -> list[list]:
+    """Each table's cost as recorded (on its own machine and kernels), and as measured here."""
+    from make_table import cpu_model
+
     p, t = cost["p"], cost["t"]
-    return [
-        [what, f"{p[key]:.3f}", f"{t[key]:.3f}", f"{p[key] / t[key]:.2f}"]
-        for what, key in (
-            ("runs' own timings (GRPO step + validation), median run", "steps"),
-            ("recording wall time × jobs / trial-steps", "wall"),
-        )
-    ] + [["machine, torch kernels", f"{p['machine']}, {p['kernels']}", f"{t['machine']}, {t['kernels']}", ""]]
+    measured = [
+        ("recorded runs' own timings (GRPO step + validation), median run", "steps"),
+        ("recording wall time × jobs / trial-steps", "wall"),
+    ]
+    if "here" in p:
+        measured.append((f"measured here, side by side ({cpu_model()})", "here"))
+    return [[what, f"{p[key]:.3f}", f"{t[key]:.3f}", f"{p[key] / t[key]:.2f}"] for what, key in measured] + [
+        [
+            "recorded on, torch kernels",
+            f"{p['machine']}, {p['kernels']}",
+            f"{t['machine']}, {t['kernels']}",
+            "",
+        ]
+    ]
 
 
 def plot(r: dict, out: Path) -> Path:
@@ -269,6 +305,9 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--target", type=Path, default=TABLE, help="the target table (default: the v2 table)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/proxy"))
+    ap.add_argument(
+        "--measure", type=int, default=0, metavar="STEPS", help="also time both models here, STEPS steps each"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -291,6 +330,10 @@ def main(argv=None) -> int:
         ),
     }
     cost = {"p": seconds_per_trial_step(proxy, args.proxy), "t": seconds_per_trial_step(target, args.target)}
+    if args.measure:
+        here = measure({"p": args.proxy, "t": args.target}, args.measure)
+        for side in cost:
+            cost[side]["here"] = here[side]["steps"]
     prov = json.loads(
         args.proxy.with_name(args.proxy.name.split(".jsonl")[0] + ".provenance.json").read_text()
     )
