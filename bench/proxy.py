@@ -245,6 +245,14 @@ def rows(columns: Sequence[dict]) -> list[list]:
     ]
 
 
+def verdict_rows(r: dict) -> list[list]:
+    """Share of each side's runs by verdict: where the proxy's world differs (a cliff moved)."""
+    pv, tv = r["verdicts"]
+    flat = {side: [v for vs in d.values() for v in vs] for side, d in (("p", pv), ("t", tv))}
+    names = sorted(set(flat["p"]) | set(flat["t"]), key=lambda v: (v != "healthy", v))
+    return [[v, *(f"{100 * flat[s].count(v) / len(flat[s]):.0f}%" for s in ("p", "t"))] for v in names]
+
+
 def cost_rows(cost: dict) -> list[list]:
     """Each table's cost as recorded (on its own machine and kernels), and as measured here."""
     from make_table import cpu_model
@@ -345,6 +353,11 @@ def main(argv=None) -> int:
             "Outcome: a run's best validation score at steps ≥ 10 (bench/world.py); per config the mean "
             "over its seeds. Verdicts: the rules of sweeps/replay.yaml on the full run.\n",
             md_table(["figure", *columns], rows(list(columns.values()))),
+            "\n## Runs by verdict (grid configs, every seed)\n",
+            md_table(
+                ["verdict", f"proxy (seeds {_seeds(proxy)})", f"target (seeds {_seeds(target)})"],
+                verdict_rows(main_column),
+            ),
             "\n## Cost per trial-step (seconds)\n",
             md_table(["measured by", "proxy", "target", "proxy / target"], cost_rows(cost)),
             f"\nPlot: {plot(main_column, args.out)}\n",
