@@ -22,6 +22,7 @@ Prints one Markdown table (written to `--out`/proxy.md too) and a scatter PNG.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -34,10 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from world import EC, KL, SEED, TABLE, Key, World, load_world
+from world import EC, KL, SEED, TABLE, Key, World, full_run_verdicts, load_world
 
 from archer_sweep.tables import md_table
-from trainable.metrics import TIME_STEP, TIME_VAL
+from trainable.metrics import SCORE_MEAN, TIME_STEP, TIME_VAL
 from trainable.metrics import TINY_VAL_SCORE as VAL
 
 log = logging.getLogger("proxy")
@@ -111,7 +112,10 @@ def cross_agreement(a: dict[Config, list[str]], b: dict[Config, list[str]], same
 
 
 def self_agreement(a: dict[Config, list[str]], same=str.__eq__) -> float:
-    """Mean over configs of the share of pairs of distinct runs (seeds) whose verdicts are `same`."""
+    """Mean over configs of the share of pairs of distinct runs (seeds) whose verdicts are `same`
+    (NaN with one seed: no pair)."""
+    if any(len(runs) < 2 for runs in a.values()):
+        return math.nan
     return statistics.fmean(statistics.fmean(same(x, y) for x, y in combinations(a[c], 2)) for c in a)
 
 
@@ -175,6 +179,23 @@ def measure(tables: dict[str, Path], steps: int, rounds: int = 2) -> dict[str, d
         }
         for n in tables
     }
+
+
+def warm_start_val(world: World) -> float:
+    """The validation score at step 1: the warm start's, the same for every run of a world."""
+    return statistics.median(float(run.steps[0][VAL]) for run in world.runs.values() if VAL in run.steps[0])
+
+
+def rescaled(world: World, factor: float) -> World:
+    """The world judged by its rules with the training score's thresholds × `factor`: the
+    rules were written for the target's warm start, a weaker proxy starts lower on the score."""
+    rules = [
+        dataclasses.replace(r, value=r.value * factor)
+        if r.metric == SCORE_MEAN and r.value is not None
+        else r
+        for r in world.rules
+    ]
+    return dataclasses.replace(world, truth=full_run_verdicts(world, rules))
 
 
 def grid_configs(proxy: World, target: World) -> list[Config]:
@@ -330,8 +351,12 @@ def main(argv=None) -> int:
     )
     configs = grid_configs(proxy, target)
     split = {g: load_world(table=args.target, seeds=g) for g in (CEILING_SEEDS, HELD_SEEDS)}
+    factor = warm_start_val(proxy) / warm_start_val(target)
     columns = {
         f"proxy vs target (seeds {_seeds(target)})": compare(proxy, target, configs),
+        f"proxy, score rules × {factor:.2f}, vs target (seeds {_seeds(target)})": compare(
+            rescaled(proxy, factor), target, configs
+        ),
         f"proxy vs target (seeds {_seeds(split[HELD_SEEDS])})": compare(proxy, split[HELD_SEEDS], configs),
         f"target seeds {_seeds(split[CEILING_SEEDS])} vs {_seeds(split[HELD_SEEDS])} (ceiling)": compare(
             split[CEILING_SEEDS], split[HELD_SEEDS], configs
@@ -351,7 +376,10 @@ def main(argv=None) -> int:
             f"# Proxy slice: {args.proxy.name} (model {prov.get('model', {})}, seeds {_seeds(proxy)}) "
             f"vs {args.target.name}\n",
             "Outcome: a run's best validation score at steps ≥ 10 (bench/world.py); per config the mean "
-            "over its seeds. Verdicts: the rules of sweeps/replay.yaml on the full run.\n",
+            "over its seeds. Verdicts: the rules of sweeps/replay.yaml on the full run; the second "
+            f"column judges the proxy with the training score's thresholds (score_low, score_good) × "
+            f"{factor:.2f}, the ratio of the warm starts' validation scores ({warm_start_val(proxy):.3f} "
+            f"proxy, {warm_start_val(target):.3f} target), known before any trial runs.\n",
             md_table(["figure", *columns], rows(list(columns.values()))),
             "\n## Runs by verdict (grid configs, every seed)\n",
             md_table(

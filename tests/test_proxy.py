@@ -50,6 +50,7 @@ def test_agreement_and_top_k_on_known_inputs():
     assert cross_agreement(a, b, both_healthy_or_not) == pytest.approx(0.5)
     assert self_agreement(a) == pytest.approx(0.5)
     assert self_agreement(b) == pytest.approx(0.5)
+    assert math.isnan(self_agreement({(1, 1): ["healthy"]}))  # one seed: no pair to agree
     values = {(1, 1): 0.9, (2, 2): 0.5, (3, 3): 0.7, (4, 4): 0.7}
     assert top_k(values, 2) == {(1, 1), (3, 3)}  # the tie at 0.7 goes to the smaller config
     assert top_k_overlap(values, {(1, 1): 0.1, (2, 2): 0.9, (3, 3): 0.8, (4, 4): 0.0}, 2) == 1
@@ -130,3 +131,21 @@ def test_chance_level_shrinks_with_more_configs():
     few, many = chance_rho(8, draws=500), chance_rho(32, draws=500)
     assert 0.4 < few < 0.8 and 0.15 < many < 0.4  # ≈ 1.645 / sqrt(n - 1): 0.62, 0.30
     assert math.isnan(chance_rho(2))
+
+
+def test_rescaled_rules_move_only_the_score_thresholds():
+    """The rescaled proxy world keeps every other rule; a factor of 1 changes no verdict."""
+    import dataclasses
+
+    from proxy import rescaled
+    from world import load_world
+
+    world = load_world(seeds=(0,))
+    world = dataclasses.replace(world, runs=dict(list(world.runs.items())[:12]))
+    assert rescaled(world, 1.0).truth == {k: world.truth[k] for k in world.runs}
+    # a zero threshold: score_low (< 0) never fires and score_good (> 0) holds wherever any score is
+    lowered = rescaled(world, 0.0).truth
+    assert "stopped:score_low" not in lowered.values()
+    assert all(
+        v == lowered[k] for k, v in world.truth.items() if k in lowered and v.startswith("stopped:entropy")
+    )
