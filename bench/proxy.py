@@ -26,16 +26,22 @@ import dataclasses
 import json
 import logging
 import math
-import random
 import statistics
 import sys
 from collections.abc import Callable, Sequence
-from itertools import combinations, product
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from world import EC, KL, SEED, TABLE, Key, World, full_run_verdicts, load_world
+from rank_agreement import (
+    both_healthy_or_not,
+    chance_rho,
+    cross_agreement,
+    self_agreement,
+    spearman,
+    top_k_overlap,
+)
+from world import EC, KL, RUNAWAY, SEED, TABLE, Key, World, full_run_verdicts, load_world
 
 from archer_sweep.tables import md_table
 from trainable.metrics import SCORE_MEAN, TIME_STEP, TIME_VAL
@@ -53,74 +59,6 @@ proxy could rank like the target when only seed noise separates them."""
 def _seeds(world: World) -> str:
     s = world.seeds
     return f"{s[0]}–{s[-1]}" if s == list(range(s[0], s[-1] + 1)) and len(s) > 1 else ",".join(map(str, s))
-
-
-def ranks(xs: Sequence[float]) -> list[float]:
-    """1-based ranks, ties sharing their mean rank (as Spearman's rho wants)."""
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    out = [0.0] * len(xs)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
-def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Spearman's rho: Pearson's correlation of the ranks (NaN when either side is constant)."""
-    if len(xs) != len(ys):
-        raise ValueError(f"{len(xs)=} != {len(ys)=}")
-    rx, ry = ranks(xs), ranks(ys)
-    mx, my = statistics.fmean(rx), statistics.fmean(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    sx = math.sqrt(sum((a - mx) ** 2 for a in rx))
-    sy = math.sqrt(sum((b - my) ** 2 for b in ry))
-    return cov / (sx * sy) if sx and sy else math.nan
-
-
-def chance_rho(n: int, q: float = 0.95, draws: int = 2000, seed: int = 0) -> float:
-    """The Spearman's rho that `n` configs in random order reach with probability 1 − q (a
-    one-sided permutation bound: a rho below it is not told apart from no agreement)."""
-    if n < 3:
-        return math.nan
-    rng = random.Random(seed)
-    xs, rhos = list(range(n)), []
-    for _ in range(draws):
-        ys = xs[:]
-        rng.shuffle(ys)
-        rhos.append(spearman(xs, ys))
-    return sorted(rhos)[int(q * draws)]
-
-
-def top_k(values: dict[Config, float], k: int) -> set[Config]:
-    """The k configs of highest value (ties broken by the config, so the set is deterministic)."""
-    return set(sorted(values, key=lambda c: (-values[c], c))[:k])
-
-
-def top_k_overlap(a: dict[Config, float], b: dict[Config, float], k: int) -> int:
-    return len(top_k(a, k) & top_k(b, k))
-
-
-def cross_agreement(a: dict[Config, list[str]], b: dict[Config, list[str]], same=str.__eq__) -> float:
-    """Mean over configs of the share of (a run, b run) pairs whose verdicts are `same`."""
-    shares = [statistics.fmean(same(x, y) for x, y in product(a[c], b[c])) for c in a]
-    return statistics.fmean(shares)
-
-
-def self_agreement(a: dict[Config, list[str]], same=str.__eq__) -> float:
-    """Mean over configs of the share of pairs of distinct runs (seeds) whose verdicts are `same`
-    (NaN with one seed: no pair)."""
-    if any(len(runs) < 2 for runs in a.values()):
-        return math.nan
-    return statistics.fmean(statistics.fmean(same(x, y) for x, y in combinations(a[c], 2)) for c in a)
-
-
-def both_healthy_or_not(x: str, y: str) -> bool:
-    return (x == "healthy") == (y == "healthy")
 
 
 def final_val(world: World, key: Key) -> float:
@@ -181,6 +119,20 @@ def measure(tables: dict[str, Path], steps: int, rounds: int = 2) -> dict[str, d
     }
 
 
+def cliff(world: World, configs: Sequence[Config], runaway: str = RUNAWAY) -> dict[float, float | None]:
+    """Per kl_loss_coef, the lowest entropy_coeff whose runs run away in ≥ half their seeds
+    (None: none does): where the world's runaway cliff sits."""
+    out: dict[float, float | None] = {}
+    for kl in sorted({c[1] for c in configs}):
+        away = [c[0] for c in configs if c[1] == kl and _share(world, c, runaway) >= 0.5]
+        out[kl] = min(away, default=None)
+    return out
+
+
+def _share(world: World, config: Config, verdict: str) -> float:
+    return statistics.fmean(world.truth[(*config, s)] == verdict for s in world.seeds)
+
+
 def warm_start_val(world: World) -> float:
     """The validation score at step 1: the warm start's, the same for every run of a world."""
     return statistics.median(float(run.steps[0][VAL]) for run in world.runs.values() if VAL in run.steps[0])
@@ -234,6 +186,7 @@ def compare(proxy: World, target: World, configs: Sequence[Config] | None = None
         ),
         "top": {k: (top_k_overlap(outcome["p"], outcome["t"], k), k) for k in (3, 5)},
         "proxy_healthy": [c for c in configs if proxy.healthy_share(c) >= 0.5],
+        "cliff": (cliff(proxy, configs), cliff(target, configs)),
     }
 
 
@@ -262,8 +215,20 @@ def rows(columns: Sequence[dict]) -> list[list]:
         row("healthy-or-not agreement, one run vs one run", lambda r: f"{r['agree_healthy'][0]:.2f}"),
         row("… the target's own floor (seed vs seed)", lambda r: f"{r['agree_healthy'][1]:.2f}"),
         row("configs healthy in ≥ half their seeds, proxy side", lambda r: len(r["proxy_healthy"])),
+        row(
+            "runaway cliff: lowest entropy_coeff running away at kl_loss_coef 0.001, 0.01, 0.03, 0.1 (proxy side | target side)",
+            lambda r: (
+                " ".join(f"{_g(r['cliff'][0][kl])}" for kl in r["cliff"][0])
+                + " | "
+                + " ".join(f"{_g(r['cliff'][1][kl])}" for kl in r["cliff"][1])
+            ),
+        ),
         *(row(f"top-{k} overlap (mean outcome)", lambda r, k=k: f"{r['top'][k][0]} / {k}") for k in (3, 5)),
     ]
+
+
+def _g(x: float | None) -> str:
+    return "—" if x is None else f"{x:g}"
 
 
 def verdict_rows(r: dict) -> list[list]:

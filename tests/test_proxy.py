@@ -27,7 +27,7 @@ STEPS = 6
 
 
 def test_spearman_on_known_inputs():
-    from proxy import ranks, spearman
+    from rank_agreement import ranks, spearman
 
     assert ranks([10, 30, 20, 20]) == [1, 4, 2.5, 2.5]
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1)
@@ -40,7 +40,7 @@ def test_spearman_on_known_inputs():
 
 
 def test_agreement_and_top_k_on_known_inputs():
-    from proxy import both_healthy_or_not, cross_agreement, self_agreement, top_k, top_k_overlap
+    from rank_agreement import both_healthy_or_not, cross_agreement, self_agreement, top_k, top_k_overlap
 
     a = {(1, 1): ["healthy", "healthy"], (2, 2): ["stopped:x", "healthy"]}
     b = {(1, 1): ["healthy", "unhealthy:y"], (2, 2): ["stopped:x", "stopped:x"]}
@@ -126,7 +126,7 @@ def test_trainer_at_head_reproduces_the_proxy_table():
 
 
 def test_chance_level_shrinks_with_more_configs():
-    from proxy import chance_rho
+    from rank_agreement import chance_rho
 
     few, many = chance_rho(8, draws=500), chance_rho(32, draws=500)
     assert 0.4 < few < 0.8 and 0.15 < many < 0.4  # ≈ 1.645 / sqrt(n - 1): 0.62, 0.30
