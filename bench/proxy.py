@@ -216,7 +216,7 @@ def rows(columns: Sequence[dict]) -> list[list]:
         row("… the target's own floor (seed vs seed)", lambda r: f"{r['agree_healthy'][1]:.2f}"),
         row("configs healthy in ≥ half their seeds, proxy side", lambda r: len(r["proxy_healthy"])),
         row(
-            "runaway cliff: lowest entropy_coeff running away at kl_loss_coef 0.001, 0.01, 0.03, 0.1 (proxy side | target side)",
+            "runaway cliff: lowest entropy_coeff running away, kl_loss_coef 0.001 0.01 0.03 0.1 (proxy | target)",
             lambda r: (
                 " ".join(f"{_g(r['cliff'][0][kl])}" for kl in r["cliff"][0])
                 + " | "

@@ -149,3 +149,16 @@ def test_rescaled_rules_move_only_the_score_thresholds():
     assert all(
         v == lowered[k] for k, v in world.truth.items() if k in lowered and v.startswith("stopped:entropy")
     )
+
+
+def test_cliff_is_the_lowest_runaway_entropy_per_kl():
+    import dataclasses
+
+    from proxy import cliff
+    from world import RUNAWAY, load_world
+
+    world = load_world(seeds=(0,))
+    configs = [(0.001, 0.01), (0.02, 0.01), (0.05, 0.01), (0.001, 0.1)]
+    truth = {(0.001, 0.01, 0): "healthy", (0.02, 0.01, 0): RUNAWAY, (0.05, 0.01, 0): RUNAWAY}
+    truth[(0.001, 0.1, 0)] = "stopped:score_low"
+    assert cliff(dataclasses.replace(world, truth=truth), configs) == {0.01: 0.02, 0.1: None}
