@@ -39,6 +39,7 @@ from rank_agreement import (
     cross_agreement,
     self_agreement,
     spearman,
+    top_k,
     top_k_overlap,
 )
 from world import EC, KL, RUNAWAY, SEED, TABLE, Key, World, full_run_verdicts, load_world
@@ -185,6 +186,11 @@ def compare(proxy: World, target: World, configs: Sequence[Config] | None = None
             self_agreement(pv, both_healthy_or_not),
         ),
         "top": {k: (top_k_overlap(outcome["p"], outcome["t"], k), k) for k in (3, 5)},
+        # what a two-stage hunt's second stage would start from: the proxy's best by outcome
+        "top_healthy": {
+            k: statistics.fmean(target.healthy_share(c) for c in top_k(outcome["p"], k)) for k in (3, 5)
+        },
+        "all_healthy": statistics.fmean(target.healthy_share(c) for c in configs),
         "proxy_healthy": [c for c in configs if proxy.healthy_share(c) >= 0.5],
         "cliff": (cliff(proxy, configs), cliff(target, configs)),
     }
@@ -224,6 +230,13 @@ def rows(columns: Sequence[dict]) -> list[list]:
             ),
         ),
         *(row(f"top-{k} overlap (mean outcome)", lambda r, k=k: f"{r['top'][k][0]} / {k}") for k in (3, 5)),
+        *(
+            row(
+                f"target's healthy share of the proxy side's top-{k} (all configs' share)",
+                lambda r, k=k: f"{r['top_healthy'][k]:.2f} ({r['all_healthy']:.2f})",
+            )
+            for k in (3, 5)
+        ),
     ]
 
 
@@ -249,7 +262,7 @@ def cost_rows(cost: dict) -> list[list]:
         ("recording wall time × jobs / trial-steps", "wall"),
     ]
     if "here" in p:
-        measured.append((f"measured here, side by side ({cpu_model()})", "here"))
+        measured.append((f"measured here, side by side ({cpu_model()}, {p['here_kernels']})", "here"))
     return [[what, f"{p[key]:.3f}", f"{t[key]:.3f}", f"{p[key] / t[key]:.2f}"] for what, key in measured] + [
         [
             "recorded on, torch kernels",
@@ -331,7 +344,7 @@ def main(argv=None) -> int:
     if args.measure:
         here = measure({"p": args.proxy, "t": args.target}, args.measure)
         for side in cost:
-            cost[side]["here"] = here[side]["steps"]
+            cost[side] |= {"here": here[side]["steps"], "here_kernels": here[side]["kernels"]}
     prov = json.loads(
         args.proxy.with_name(args.proxy.name.split(".jsonl")[0] + ".provenance.json").read_text()
     )
