@@ -1,22 +1,28 @@
 """Does a smaller tiny model rank the configs like the target? (#24 item 7: JF-HPO's proxy lever)
 
-    python bench/proxy.py [--proxy bench/data/tiny-world-proxy.jsonl.gz] [--out bench/out/proxy]
+    python bench/proxy.py [--proxy bench/data/tiny-world-proxy.jsonl.gz] [--out bench/out/proxy] [--measure 10]
 
 The proxy table (bench/make_table.py --model …: the same 32-config grid at smaller sizes, fewer
 seeds) and the target table (the v2 table) are both read as `bench/world.World`s judged by the
 same rules (sweeps/replay.yaml), so a run's verdict is the product's verdict of its full run and
 its outcome is the benchmark's outcome (best validation score at steps ≥ 10). Per grid config:
 - Spearman rank correlation of the mean outcome over seeds (and of the mean final validation
-  score), over every config and over the target-healthy ones (healthy in ≥ half its seeds):
-  the runaways alone make the first high, the second asks whether the proxy orders good configs;
+  score), over every config and over the target-healthy ones (healthy in ≥ half its seeds),
+  beside the rho that shuffled configs reach 5 % of the time: the runaways alone make the first
+  high, the second asks whether the proxy orders good configs;
 - verdict agreement: the chance that one proxy run and one target run of the same config get the
   same verdict (every proxy seed × target seed pair), beside the target's own floor, the chance
   that two of its seeds agree (every pair of distinct target seeds); exact verdicts and
-  healthy-or-not;
-- top-k overlap: how many of the proxy's k best configs (mean outcome) are the target's k best;
-- cost: seconds per trial-step of each table (its runs' median `timing_s/step` sum over the run,
-  and its provenance's wall time × jobs / trial-steps), so the ratio is what a proxy trial costs.
-Prints one Markdown table (written to `--out`/proxy.md too) and a scatter PNG.
+  healthy-or-not; where each world's runaway cliff sits; runs by verdict on each side;
+- top-k overlap: how many of the proxy's k best configs (mean outcome) are the target's k best,
+  and how often the proxy's k best are healthy on the target (what a second stage starts from);
+- cost: seconds per trial-step of each table (its runs' median GRPO step + validation time, and
+  its provenance's wall time × jobs / trial-steps; the two tables may come from other CPUs) and,
+  with `--measure`, both models timed side by side here.
+Columns: the proxy against the target's 5 seeds; the same with the score rules' thresholds scaled
+to the proxy's weaker warm start; the proxy and the target's own seeds 0–1 against its seeds 2–4
+(the ceiling: how well two seeds of the target itself rank like the others).
+Prints the Markdown tables (written to `--out`/proxy.md too) and a scatter PNG.
 """
 
 from __future__ import annotations
