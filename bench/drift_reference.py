@@ -20,8 +20,10 @@ import gzip
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 log = logging.getLogger("drift_reference")
@@ -58,16 +60,49 @@ def cpu_vendor() -> str:
     return "unknown"
 
 
-def rerun(params: dict, steps: int) -> list[dict]:
-    """The reports of a trainer built as make_table builds the run with these params."""
+def provenance_of(table: Path) -> dict:
+    """The provenance beside a table or reference (`NAME.provenance.json`; {} when none)."""
+    path = table.with_name(table.name.split(".jsonl")[0] + ".provenance.json")
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def use_table_warm_start(table: Path, provenance: dict, cache: Path) -> None:
+    """Make a proxy table's own warm start (`NAME.warmstart.pt`, make_table) the one the trainer
+    loads, from a fresh cache: a rebuilt one would round differently on another CPU. Its key
+    must still be the trainer's: another key means the warm start's recipe or sizes changed."""
+    from trainable import warmstart
+    from trainable.config import TinyModelConfig
+
+    ws = provenance["warm_start"]
+    key = warmstart.cache_key(TinyModelConfig(**provenance.get("model", {})), warmstart.SFTSettings())
+    if key != ws["key"]:
+        sys.exit(f"the warm start's key is now {key}, the table's {ws['key']}: re-record {table.name}")
+    shutil.copyfile(table.with_name(ws["file"]), cache / warmstart.file_name(key))
+    os.environ["ARCHER_SWEEP_CACHE"] = str(cache)
+
+
+def rerun(params: dict, steps: int, table: Path = TABLE) -> list[dict]:
+    """The reports of a trainer built as make_table builds the run with these params, at the
+    table's model sizes and with its warm start (a proxy table's, `bench/proxy.py`)."""
     sys.path.insert(0, str(ROOT / "bench"))
     from make_table import config_of
 
     from trainable import build_trainer
 
-    trainer = build_trainer(config_of(params))
-    reports = [trainer.step() for _ in range(steps)]
-    trainer.close()
+    provenance = provenance_of(table)
+    before = os.environ.get("ARCHER_SWEEP_CACHE")
+    with tempfile.TemporaryDirectory() as cache:
+        try:
+            if "warm_start" in provenance:
+                use_table_warm_start(table, provenance, Path(cache))
+            trainer = build_trainer(config_of(params, provenance.get("model")))
+            reports = [trainer.step() for _ in range(steps)]
+            trainer.close()
+        finally:  # the temporary cache is gone after this: a later build must not look there
+            if before is None:
+                os.environ.pop("ARCHER_SWEEP_CACHE", None)
+            else:
+                os.environ["ARCHER_SWEEP_CACHE"] = before
     return reports
 
 
@@ -115,7 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     pinned(args.capability)
     rows = first_steps(args.table, args.steps)
-    reports = rerun(rows[0]["params"], args.steps)
+    reports = rerun(rows[0]["params"], args.steps, args.table)
     if args.print:
         sys.stdout.write(json.dumps(reports) + "\n")
     else:

@@ -138,15 +138,24 @@ def load_world(
     tab = replay.load_table((str(table),))
     runs = {_key(r): r for r in tab.runs if seeds is None or _key(r)[2] in seeds}
     world = World(spec, tab, runs)
-    st, rules = world.settings, world.rules
-    thresholds = [dataclasses.replace(r, forecast=None) for r in rules]
+    st = world.settings
+    world.truth = full_run_verdicts(world, world.rules)
     for key, run in runs.items():
-        v = evaluate(thresholds, run.steps, objective=st.metric, finished=True, stop_when_decided=False)
-        world.truth[key] = v.verdict
         world.objective[key] = objective_value(run, st.metric, st.reduce, st.mode)
         world.outcome[key] = outcome_of(run)
     world.stop = world.stops_under()
     return world
+
+
+def full_run_verdicts(world: World, rules) -> dict[Key, str]:
+    """Each run's verdict under `rules` applied to the full run, thresholds only (`World.truth`
+    under the spec's rules; bench/proxy.py judges a proxy world by rescaled ones too)."""
+    thresholds = [dataclasses.replace(r, forecast=None) for r in rules]
+    metric = world.settings.metric
+    return {
+        key: evaluate(thresholds, run.steps, objective=metric, finished=True, stop_when_decided=False).verdict
+        for key, run in world.runs.items()
+    }
 
 
 def median_iqr(xs: list[float]) -> tuple[float, float, float]:
