@@ -14,16 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_table_drift import drift, provenance
+from tests.test_table_drift import WIDER_HARDWARE_REL_TOL, drift, provenance
 from trainable import metrics as M
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 V2_TABLE = REPO / "bench" / "data" / "tiny-world-v2.jsonl.gz"
 PROXY_TABLE = REPO / "bench" / "data" / "tiny-world-proxy.jsonl.gz"
-#: ~0.5 s a step at the proxy sizes; 6, not the v2 test's 3, as a proxy run first departs under
-#: other kernels at step 5 (AVX-512 against this AVX2 recording, measured on AMD EPYC)
-STEPS = 6
+#: ~0.5 s a step at the proxy sizes. 3 as in the v2 test: the table was recorded with ATen pinned
+#: to AVX2 on AVX-512 hardware (a Zen 4 EPYC), where MKL and oneDNN took their own paths, so
+#: another CPU's run departs in the last bits from step 1 and its tokens may follow later (under
+#: AVX-512 kernels they do at step 5); 3 steps keep the check about the trainer, not the CPU.
+STEPS = 3
 
 
 def test_spearman_on_known_inputs():
@@ -120,7 +122,9 @@ def test_trainer_at_head_reproduces_the_proxy_table():
     if proc.returncode == NO_SUCH_KERNELS:
         pytest.skip(f"this CPU has no {kernels} kernels for torch: {proc.stderr.strip()}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    problems = drift(rows, json.loads(proc.stdout.splitlines()[-1]))
+    # Pinned kernels on wider hardware: only tokens and scores are exact on every CPU (as in
+    # test_table_drift's AVX2 reference).
+    problems = drift(rows, json.loads(proc.stdout.splitlines()[-1]), WIDER_HARDWARE_REL_TOL)
     head = f"the trainer no longer reproduces {rows[0]['run']} ({kernels} kernels): re-record the proxy table"
     assert not problems, "\n".join([head, *problems[:20]])
 
