@@ -60,9 +60,14 @@ def cpu_vendor() -> str:
     return "unknown"
 
 
+def provenance_path(table: Path) -> Path:
+    """The provenance file beside a table or reference: `NAME.provenance.json`."""
+    return table.with_name(table.name.split(".jsonl")[0] + ".provenance.json")
+
+
 def provenance_of(table: Path) -> dict:
-    """The provenance beside a table or reference (`NAME.provenance.json`; {} when none)."""
-    path = table.with_name(table.name.split(".jsonl")[0] + ".provenance.json")
+    """The provenance beside a table or reference ({} when none)."""
+    path = provenance_path(table)
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -119,7 +124,7 @@ def pinned(capability: str) -> None:
 
 
 def write(rows: list[dict], reports: list[dict], out: Path, table: Path) -> None:
-    table_provenance = json.loads(Path(str(table).replace(".jsonl.gz", ".provenance.json")).read_text())
+    table_provenance = json.loads(provenance_path(table).read_text())
     lines = [json.dumps({**row, "metrics": report}) for row, report in zip(rows, reports)]
     out.write_text("\n".join(lines) + "\n")
     provenance = {

@@ -247,7 +247,7 @@ def missing(all_jobs: list, parts: Path) -> list[str]:
 
 
 def merge(all_jobs: list, parts: Path, out: Path, recording: Recording) -> None:
-    from drift_reference import cpu_capability, cpu_vendor  # a sibling script, as the drift test imports it
+    from drift_reference import cpu_capability, cpu_vendor, provenance_path  # a sibling script
 
     with gzip.open(out, "wt") as f:
         for name, *_ in all_jobs:
@@ -282,9 +282,7 @@ def merge(all_jobs: list, parts: Path, out: Path, recording: Recording) -> None:
     if recording.model:
         provenance["model"] = recording.model
     provenance |= ship_warm_start(parts, out, recording.model)
-    out.with_name(out.name.replace(".jsonl.gz", ".provenance.json")).write_text(
-        json.dumps(provenance, indent=2) + "\n"
-    )
+    provenance_path(out).write_text(json.dumps(provenance, indent=2) + "\n")
     log.info("wrote %s (%d runs) and its provenance", out, len(all_jobs))
 
 

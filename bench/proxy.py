@@ -39,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from drift_reference import provenance_path
 from rank_agreement import (
     both_healthy_or_not,
     chance_rho,
@@ -89,7 +90,7 @@ def seconds_per_trial_step(world: World, table: Path) -> dict[str, float]:
         sum(float(r[TIME_STEP]) + float(r.get(TIME_VAL, 0.0)) for r in run.steps) / run.last_step
         for run in world.runs.values()
     ]
-    prov = json.loads(table.with_name(table.name.split(".jsonl")[0] + ".provenance.json").read_text())
+    prov = json.loads(provenance_path(table).read_text())
     jobs = int(prov["command"].split("--jobs")[1].split()[0]) if "--jobs" in prov["command"] else 2
     steps = prov["runs"] * prov["config"]["trainer"]["total_steps"]  # the whole recording's
     return {
@@ -351,9 +352,7 @@ def main(argv=None) -> int:
         here = measure({"p": args.proxy, "t": args.target}, args.measure)
         for side in cost:
             cost[side] |= {"here": here[side]["steps"], "here_kernels": here[side]["kernels"]}
-    prov = json.loads(
-        args.proxy.with_name(args.proxy.name.split(".jsonl")[0] + ".provenance.json").read_text()
-    )
+    prov = json.loads(provenance_path(args.proxy).read_text())
     main_column = next(iter(columns.values()))
     text = "\n".join(
         [

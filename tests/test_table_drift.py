@@ -53,7 +53,9 @@ WIDER_HARDWARE_REL_TOL = 1e-5
 
 def provenance(path: Path) -> dict:
     """The provenance file beside a recorded table or reference (`NAME.provenance.json`)."""
-    return json.loads(path.with_name(path.name.split(".jsonl")[0] + ".provenance.json").read_text())
+    from drift_reference import provenance_path
+
+    return json.loads(provenance_path(path).read_text())
 
 
 def _same(key: str, want: float, got: float, rel_tol: float) -> bool:
@@ -96,9 +98,27 @@ def test_drift_names_each_departure():
     assert drift([row], [{M.SCORE_MEAN: 0.25, M.ENTROPY: 3.001}], WIDER_HARDWARE_REL_TOL) != []
 
 
+def departures(path: Path, rows: list[dict], kernels: str, rel_tol: float) -> list[str]:
+    """Where the recorded `rows` (a table's first run) depart from the trainer at HEAD re-running
+    them under `kernels` (bench/drift_reference.py, a fresh process); skips where this CPU has no
+    such kernels."""
+    from drift_reference import NO_SUCH_KERNELS
+
+    cmd = [
+        sys.executable,
+        str(RERUN),
+        *("--table", str(path), "--steps", str(len(rows)), "--capability", kernels, "--print"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    if proc.returncode == NO_SUCH_KERNELS:
+        pytest.skip(f"this CPU has no {kernels} kernels for torch: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return drift(rows, json.loads(proc.stdout.splitlines()[-1]), rel_tol)
+
+
 @pytest.mark.parametrize("path", [V2_TABLE, FIXTURE], ids=["table", "avx2_reference"])
 def test_trainer_at_head_reproduces_a_recorded_run(path):
-    from drift_reference import NO_SUCH_KERNELS, cpu_capability, cpu_vendor, first_steps
+    from drift_reference import cpu_capability, cpu_vendor, first_steps
 
     rows, recorded = first_steps(path, STEPS), provenance(path)
     assert len(rows) == STEPS and [r["step"] for r in rows] == list(range(1, STEPS + 1))
@@ -106,24 +126,8 @@ def test_trainer_at_head_reproduces_a_recorded_run(path):
     kernels = recorded["cpu_capability"]
     if path == V2_TABLE and cpu_vendor() != recorded["cpu_vendor"]:
         pytest.skip(f"the table was recorded on {recorded['cpu_vendor']}; the AVX2 reference is checked here")
-    cmd = [
-        sys.executable,
-        str(RERUN),
-        "--table",
-        str(path),
-        "--steps",
-        str(STEPS),
-        "--capability",
-        kernels,
-        "--print",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
-    if proc.returncode == NO_SUCH_KERNELS:
-        pytest.skip(f"this CPU has no {kernels} kernels for torch: {proc.stderr.strip()}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
     wider = cpu_capability().lower() != kernels.lower()  # this process runs the hardware's own
-    rel_tol = WIDER_HARDWARE_REL_TOL if wider else REL_TOL
-    problems = drift(rows, json.loads(proc.stdout.splitlines()[-1]), rel_tol)
+    problems = departures(path, rows, kernels, WIDER_HARDWARE_REL_TOL if wider else REL_TOL)
     head = f"the trainer no longer reproduces {rows[0]['run']} ({kernels} kernels): re-record the table"
     assert not problems, "\n".join([head, *problems[:20]])
 

@@ -242,7 +242,7 @@ def summary(
     cfgs = []
     header = f"Sweep {sweep_dir.name}: {len(rows)}/{total} trials judged"
     if repeats is not None:
-        from archer_sweep.results.configs import configs, not_started
+        from archer_sweep.results.configs import configs, not_started, summary_lines
 
         cfgs = configs(rows, repeats, rules, values)
         skipped = not_started(cfgs, repeats)
@@ -258,8 +258,6 @@ def summary(
             final = f"best {objective}={_fmt(value)} @ step {best[r['trial_id']][1]} (checkpoint kept)"
         lines.append(f"  {r['trial_id']}  {params}  {describe(r)}  {final}")
     if repeats is not None:
-        from archer_sweep.results.configs import summary_lines
-
         lines += summary_lines(cfgs, objective)
     best = best_healthy(rows, values, mode)
     if best is None:
