@@ -71,7 +71,8 @@ class LocalCluster:
         # /tmp, not pytest's tmp_path: Ray's unix socket paths must stay under 108 bytes
         self.root = Path(tempfile.mkdtemp(prefix="archer-cluster-"))
         self.nodes: list[Node] = []
-        self.port = free_port()
+        self._ports: set[int] = set()
+        self.port = self.free_port()
         self.env = {
             **os.environ,
             "RAY_AUTH_MODE": "token",
@@ -82,6 +83,14 @@ class LocalCluster:
             "RAY_USAGE_STATS_ENABLED": "0",
         }
 
+    def free_port(self) -> int:
+        """A free port no other component of this cluster was given: the kernel may hand the
+        same released port out twice, and Ray refuses two components on one port."""
+        while (port := free_port()) in self._ports:
+            pass
+        self._ports.add(port)
+        return port
+
     @property
     def address(self) -> str:
         return f"{self.nodes[0].ip}:{self.port}"
@@ -89,7 +98,7 @@ class LocalCluster:
     def head(self, *, num_cpus: int = 1, num_gpus: int = 0) -> Node:
         assert not self.nodes, "the head comes first"
         args = ["--head", "--port", str(self.port), "--include-dashboard=false"]
-        args += ["--dashboard-port", str(free_port())]  # a minimal dashboard runs anyway
+        args += ["--dashboard-port", str(self.free_port())]  # a minimal dashboard runs anyway
         return self._start("head", "127.0.0.2", num_cpus, num_gpus, args)
 
     def worker(self, name: str, *, num_cpus: int = 1, num_gpus: int = 0) -> Node:
@@ -106,10 +115,10 @@ class LocalCluster:
             "--num-gpus", str(num_gpus),
             "--temp-dir", str(temp),
             "--min-worker-port", "0", "--max-worker-port", "0",
-            "--dashboard-agent-listen-port", str(free_port()),
-            "--dashboard-agent-grpc-port", str(free_port()),
-            "--metrics-export-port", str(free_port()),
-            "--runtime-env-agent-port", str(free_port()),
+            "--dashboard-agent-listen-port", str(self.free_port()),
+            "--dashboard-agent-grpc-port", str(self.free_port()),
+            "--metrics-export-port", str(self.free_port()),
+            "--runtime-env-agent-port", str(self.free_port()),
             "--object-store-memory", str(100 * 1024 * 1024),
             "--disable-usage-stats",
         ]  # fmt: skip
